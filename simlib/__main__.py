@@ -1,0 +1,5 @@
+"""`python -m simlib` runs the command line."""
+
+from simlib.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""Rebuild the Annoy indexes from the catalog when they are stale.
+
+Each embedder has one index, at `$SIMLIB_HOME/indexes/<name>.ann`. It is
+rebuilt when the catalog's generation or the model version differs from what
+the index was built from, and recorded in the catalog's `indexes` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from simlib import track_index
+from simlib.catalog import Catalog
+from simlib.config import INDEX_DIR_NAME
+from simlib.pipeline import Embedder
+
+
+def index_path(catalog: Catalog, name: str) -> Path:
+    return catalog.home / INDEX_DIR_NAME / f"{name}.ann"
+
+
+def is_fresh(catalog: Catalog, embedder: Embedder) -> bool:
+    info = catalog.index_info(embedder.name)
+    return bool(
+        info
+        and info["generation"] == catalog.generation
+        and info["model_version"] == embedder.version
+        and Path(info["path"]).exists()
+    )
+
+
+def rebuild_indexes(
+    catalog: Catalog,
+    embedders: list[Embedder],
+    progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
+) -> list[str]:
+    """Rebuild every stale index; return the names rebuilt."""
+    stale = [e for e in embedders if force or not is_fresh(catalog, e)]
+    rebuilt = []
+    for done, embedder in enumerate(stale):
+        if progress:
+            progress(done, len(stale))
+        generation = catalog.generation
+        path = index_path(catalog, embedder.name)
+        if embedder.kind == "segments":
+            from simlib import fingerprint_index
+
+            stats = fingerprint_index.build(path, catalog.segments(embedder.name))
+            dim, items, tracks = stats.dim, stats.items, stats.tracks
+        else:
+            ids, vectors = catalog.vectors(embedder.name)
+            track_index.build(path, ids, vectors)
+            dim, items, tracks = vectors.shape[1] if len(ids) else 0, len(ids), len(ids)
+        catalog.record_index(
+            embedder.name, path, embedder.version, dim, items, tracks, generation
+        )
+        rebuilt.append(embedder.name)
+    if progress:
+        progress(len(stale), len(stale))
+    return rebuilt

@@ -1,0 +1,274 @@
+"""Bring the catalog in line with the library folders, then rebuild the indexes.
+
+A scan walks its roots, then works in phases, each committed track by track:
+
+1. inspect: new or changed files are hashed (audio packets only, no decoding);
+2. reuse: a file whose audio is already analysed (a retag, a move, a copy)
+   gets that analysis instead of a new one, and keeps its id when moved;
+3. analyse: the rest run through the pipeline on all cores;
+4. forget: tracks whose files are gone are removed;
+5. index: the Annoy indexes are rebuilt from the catalog, atomically.
+
+Bad files are recorded with a one-line reason and never stop the scan. An
+interrupted scan keeps every finished track; the next one resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simlib import workers as parallel
+from simlib.audio import AudioInfo
+from simlib.catalog import Catalog, FileState, KnownTrack
+from simlib.config import AUDIO_EXTENSIONS, IGNORED_SUFFIXES, SimlibError
+from simlib.indexing import rebuild_indexes
+from simlib.pipeline import Analysis, AnalysisError, Embedder, analyse, file_state, inspect_file
+from simlib.tags import from_filename, read_tags
+
+Progress = Callable[[str, int, int, float], None]
+"""progress(phase, done, total, audio_seconds_done); phases: inspect, analyse, index."""
+
+EmbedderFactory = Callable[[], list[Embedder]]
+
+
+@dataclass
+class ScanReport:
+    """What one scan did, by count, plus the files it could not analyse."""
+
+    roots: list[str] = field(default_factory=list)
+    missing_roots: list[str] = field(default_factory=list)
+    files: int = 0
+    unchanged: int = 0
+    analysed: int = 0
+    reused: int = 0
+    failed: int = 0
+    removed: int = 0
+    audio_s: float = 0.0
+    seconds: float = 0.0
+    indexes: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def is_candidate(name: str) -> bool:
+    """Audio by its ending, and not hidden or an unfinished download."""
+    if name.startswith("."):
+        return False
+    suffix = os.path.splitext(name)[1].lower()
+    return suffix in AUDIO_EXTENSIONS and suffix not in IGNORED_SUFFIXES
+
+
+def walk(root: Path, follow_symlinks: bool) -> Iterator[Path]:
+    """Audio files below `root`; symlinks are followed only if asked, never in a loop."""
+    seen: set[tuple[int, int]] = set()
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            stat = folder.stat()
+            if (stat.st_dev, stat.st_ino) in seen:
+                continue
+            seen.add((stat.st_dev, stat.st_ino))
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            continue  # unreadable or vanished folder: nothing to list
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_symlink() and not follow_symlinks:
+                    continue
+                if entry.is_dir():
+                    stack.append(Path(entry.path))
+                elif is_candidate(entry.name):
+                    yield Path(entry.path)
+            except OSError:
+                yield Path(entry.path)  # e.g. a symlink loop: recorded as an error later
+
+
+def _inspect(_context: None, path: Path) -> tuple[FileState, AudioInfo | str] | None:
+    """Worker: (state, AudioInfo or a one-line reason), or None if the file vanished."""
+    try:
+        state = file_state(path)
+        if state.size == 0:
+            return state, "empty file (0 bytes)"
+        return state, inspect_file(path)
+    except FileNotFoundError:
+        return None
+    except AnalysisError as error:
+        return state, str(error)
+    except OSError as error:
+        return None if not os.path.lexists(path) else (_error_state(path), _os_reason(error))
+
+
+def _analyse(embedders: list[Embedder], job: tuple[Path, AudioInfo]) -> Analysis | str | None:
+    """Worker: the Analysis, a one-line reason, or None if the file vanished."""
+    path, info = job
+    try:
+        return analyse(path, embedders, info)
+    except FileNotFoundError:
+        return None
+    except AnalysisError as error:
+        return str(error)
+    except OSError as error:
+        return _os_reason(error)
+
+
+def _os_reason(error: OSError) -> str:
+    return (error.strerror or str(error)).strip().splitlines()[0].lower()
+
+
+def _error_state(path: Path) -> FileState:
+    try:
+        stat = path.lstat()
+        return FileState(str(path), stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        return FileState(str(path), 0, 0)
+
+
+class _Scan:
+    """The state of one scan run: which files are where, and what to do with them."""
+
+    def __init__(self, catalog: Catalog, embedders: list[Embedder], progress: Progress | None):
+        self.catalog = catalog
+        self.versions = {e.name: e.version for e in embedders}
+        self.progress = progress or (lambda *_: None)
+        self.report = ScanReport()
+        self.root_of: dict[str, int] = {}
+        self.known: dict[str, KnownTrack] = {}
+
+    def _is_current(self, known: KnownTrack) -> bool:
+        return known.status == "ok" and known.versions == self.versions
+
+    def plan(self, roots: list[tuple[int, Path, bool]]) -> tuple[list[Path], dict[str, KnownTrack]]:
+        """Files to inspect, and the catalogued tracks whose files were not found."""
+        todo: list[Path] = []
+        missing: dict[str, KnownTrack] = {}
+        for root_id, root, follow in roots:
+            known = self.catalog.known_tracks(root_id)
+            self.known.update(known)
+            found: set[str] = set()
+            for path in walk(root, follow):
+                key = str(path)
+                found.add(key)
+                self.root_of[key] = root_id
+                self.report.files += 1
+                before = known.get(key)
+                try:
+                    stat = path.stat()
+                except OSError:
+                    todo.append(path)
+                    continue
+                same_file = before and (before.size, before.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+                if same_file and (before.status == "error" or self._is_current(before)):
+                    self.report.unchanged += 1
+                else:
+                    todo.append(path)
+            missing.update({p: k for p, k in known.items() if p not in found})
+        return todo, missing
+
+    def fail(self, state: FileState, reason: str) -> None:
+        self.report.failed += 1
+        self.report.errors[state.path] = reason
+        self.catalog.write_error(state, self.root_of[state.path], from_filename(Path(state.path)), reason)
+
+    def reuse(self, state: FileState, content_hash: str, missing: dict[str, KnownTrack]) -> bool:
+        """Give the file an existing analysis of the same audio, if there is a current one."""
+        root_id = self.root_of[state.path]
+        before = self.known.get(state.path)
+        if before and before.content_hash == content_hash and self._is_current(before):
+            self.catalog.update_file(before.id, state, root_id, read_tags(Path(state.path)))
+            return True
+        for row in self.catalog.tracks_with_hash(content_hash):
+            source = self.known.get(row["path"])
+            if source is None or not self._is_current(source):
+                continue
+            if row["path"] in missing and not os.path.lexists(row["path"]):
+                del missing[row["path"]]  # moved or renamed: keep the id and the analysis
+                if before:
+                    self.catalog.delete_tracks([before.id])
+                self.catalog.update_file(row["id"], state, root_id, read_tags(Path(state.path)))
+            else:
+                self.catalog.copy_analysis(row["id"], state, root_id, read_tags(Path(state.path)))
+            return True
+        return False
+
+
+def scan(
+    catalog: Catalog,
+    dirs: list[Path],
+    embedder_factory: EmbedderFactory,
+    *,
+    follow_symlinks: bool = False,
+    workers: int = 1,
+    progress: Progress | None = None,
+) -> ScanReport:
+    """Scan `dirs` (all registered roots if empty) into `catalog`; see the module doc."""
+    started = time.monotonic()
+    embedders = embedder_factory()
+    run = _Scan(catalog, embedders, progress)
+    report = run.report
+    roots: list[tuple[int, Path, bool]] = []
+    if dirs:
+        for folder in dirs:
+            path = Path(folder).expanduser().absolute()
+            if not path.is_dir():
+                raise SimlibError(f"not a folder: {folder}")
+            path = path.resolve()
+            roots.append((catalog.add_root(path, follow_symlinks), path, follow_symlinks))
+    else:
+        for row in catalog.roots():
+            path = Path(row["path"])
+            if path.is_dir():
+                roots.append((row["id"], path, bool(row["follow_symlinks"])))
+            else:
+                report.missing_roots.append(row["path"])  # unmounted? keep its tracks
+        if not roots and not report.missing_roots:
+            raise SimlibError("no library folders yet: run `simlib scan DIR`")
+    report.roots = [str(path) for _, path, _ in roots]
+
+    todo, missing = run.plan(roots)
+    to_analyse: list[tuple[Path, AudioInfo]] = []
+    inspected = parallel.run(_inspect, todo, workers)
+    for done, (path, result) in enumerate(inspected, 1):
+        run.progress("inspect", done, len(todo), 0.0)
+        if result is None:
+            continue  # vanished since the walk
+        if isinstance(result, parallel.WorkerCrash):
+            run.fail(_error_state(path), str(result))
+            continue
+        state, info = result
+        if isinstance(info, str):
+            run.fail(state, info)
+        elif run.reuse(state, info.content_hash, missing):
+            report.reused += 1
+        else:
+            to_analyse.append((path, info))
+
+    analysed = parallel.run(_analyse, to_analyse, workers, setup=embedder_factory)
+    for done, ((path, _info), result) in enumerate(analysed, 1):
+        if isinstance(result, Analysis):
+            catalog.write_analysis(
+                result.state, run.root_of[str(path)], result.tags, result.audio_columns(), result.outputs
+            )
+            report.analysed += 1
+            report.audio_s += result.duration_s
+        elif isinstance(result, (str, parallel.WorkerCrash)):
+            run.fail(_error_state(path), str(result))
+        elif str(path) in run.known:
+            missing[str(path)] = run.known[str(path)]
+        run.progress("analyse", done, len(to_analyse), report.audio_s)
+
+    report.removed = catalog.delete_tracks(k.id for k in missing.values())
+    for root_id, _, _ in roots:
+        catalog.mark_root_scanned(root_id)
+    report.indexes = rebuild_indexes(catalog, embedders, lambda d, t: run.progress("index", d, t, 0))
+    report.seconds = time.monotonic() - started
+    return report
+

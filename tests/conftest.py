@@ -1,0 +1,85 @@
+"""Shared fixtures: a generated tagged library, bad files, an isolated SIMLIB_HOME."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from simlib import example_library
+
+FORMATS = tuple(example_library.FORMATS)
+
+
+@pytest.fixture(scope="session")
+def example_lib(tmp_path_factory) -> Path:
+    """24 synthetic 8 s tracks (12 albums, 6 artists) in every container; read-only use."""
+    root = tmp_path_factory.mktemp("example") / "library"
+    example_library.make_library(root, tracks_per_album=2, seconds=8.0, formats=FORMATS)
+    return root
+
+
+@pytest.fixture
+def library(tmp_path, example_lib) -> Path:
+    """A private copy of the example library that a test may change."""
+    copy = tmp_path / "library"
+    shutil.copytree(example_lib, copy)
+    return copy
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An empty SIMLIB_HOME for this test."""
+    path = tmp_path / "home"
+    monkeypatch.setenv("SIMLIB_HOME", str(path))
+    return path
+
+
+def make_bad_files(folder: Path, good_mp3: Path, good_flac: Path) -> dict[str, Path]:
+    """The bad inputs a scan must survive, by kind."""
+    folder.mkdir(parents=True, exist_ok=True)
+    bad = {
+        "empty": folder / "empty.mp3",
+        "text": folder / "notes.mp3",
+        "truncated_mp3": folder / "truncated.mp3",
+        "corrupt_flac": folder / "corrupt.flac",
+        "short": folder / "short.wav",
+    }
+    bad["empty"].write_bytes(b"")
+    bad["text"].write_text("this is not audio\n" * 50)
+    data = good_mp3.read_bytes()
+    bad["truncated_mp3"].write_bytes(data[: len(data) // 3])
+    flac = bytearray(good_flac.read_bytes())
+    flac[200:] = bytes(len(flac) - 200)  # header intact, every frame zeroed
+    bad["corrupt_flac"].write_bytes(bytes(flac))
+    example_library.encode(bad["short"], example_library.synthesize(
+        example_library.default_styles()[0], 1, 0.4))
+    return bad
+
+
+@pytest.fixture
+def bad_files(library) -> dict[str, Path]:
+    mp3 = next(library.rglob("*.mp3"))
+    flac = next(library.rglob("*.flac"))
+    return make_bad_files(library / "Bad", mp3, flac)
+
+
+@pytest.fixture
+def run_cli():
+    """Run `python -m simlib ARGS...` as a real subprocess (environment inherited)."""
+
+    def run(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "simlib", *map(str, args)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=300,
+            **kwargs,
+        )
+
+    return run
