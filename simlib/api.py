@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
 from simlib.catalog import Catalog
-from simlib.config import Settings, resolve_home
+from simlib.config import Settings, SimlibError, resolve_home
 from simlib.embedders import load_embedders
 from simlib.scan import Progress, ScanReport
 from simlib.scan import scan as scan_catalog
@@ -34,10 +35,14 @@ def scan(
             catalog,
             [Path(d) for d in dirs],
             partial(load_embedders, catalog.home),
-            follow_symlinks=settings.follow_symlinks if follow_symlinks is None else follow_symlinks,
+            follow_symlinks=settings.follow_symlinks
+            if follow_symlinks is None
+            else follow_symlinks,
             workers=workers or settings.worker_count(),
             progress=progress,
         )
+    except sqlite3.Error as error:
+        raise SimlibError(f"cannot write the catalog at {catalog.path}: {error}") from error
     finally:
         catalog.close()
 

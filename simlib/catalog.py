@@ -104,7 +104,8 @@ def _migrate_v1(db: sqlite_utils.Database) -> None:
         )
     db.execute(
         "CREATE TABLE indexes (name TEXT PRIMARY KEY, path TEXT, model_version TEXT,"
-        " dim INTEGER, items INTEGER, tracks INTEGER, generation INTEGER, bytes INTEGER, built_at TEXT)"
+        " dim INTEGER, items INTEGER, tracks INTEGER, generation INTEGER, bytes INTEGER,"
+        " built_at TEXT)"
     )
     db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
     db.execute("INSERT INTO meta VALUES ('generation', '0')")
@@ -147,6 +148,7 @@ class Catalog:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA foreign_keys = ON")
+            self.db.execute("PRAGMA synchronous = NORMAL")  # WAL: consistent after a crash
             if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self.db.enable_wal()
             self._migrate()
@@ -187,12 +189,15 @@ class Catalog:
             row = self.db.execute("SELECT id FROM roots WHERE path = ?", [str(path)]).fetchone()
             if row:
                 self.db.execute(
-                    "UPDATE roots SET follow_symlinks = ? WHERE id = ?", [int(follow_symlinks), row[0]]
+                    "UPDATE roots SET follow_symlinks = ? WHERE id = ?",
+                    [int(follow_symlinks), row[0]],
                 )
                 return int(row[0])
             return int(
                 self.db["roots"]
-                .insert({"path": str(path), "follow_symlinks": int(follow_symlinks), "added_at": _now()})
+                .insert(
+                    {"path": str(path), "follow_symlinks": int(follow_symlinks), "added_at": _now()}
+                )
                 .last_pk
             )
 
@@ -337,9 +342,7 @@ class Catalog:
             self.db["tracks"].update(track_id, self._track_values(state, root_id, tags))
             self._bump()
 
-    def copy_analysis(
-        self, source_id: int, state: FileState, root_id: int, tags: Tags
-    ) -> int:
+    def copy_analysis(self, source_id: int, state: FileState, root_id: int, tags: Tags) -> int:
         """A new file with the same audio as `source_id`: reuse its analysis."""
         source = self.db["tracks"].get(source_id)
         audio = {k: source[k] for k in ("content_hash", "duration_s", "sample_rate_hz")}
@@ -407,7 +410,13 @@ class Catalog:
     # -- indexes ------------------------------------------------------------------
 
     def record_index(
-        self, name: str, path: Path, model_version: str, dim: int, items: int, tracks: int,
+        self,
+        name: str,
+        path: Path,
+        model_version: str,
+        dim: int,
+        items: int,
+        tracks: int,
         generation: int,
     ) -> None:
         """Note that index `name` at `path` now holds the catalog as of `generation`."""
@@ -450,9 +459,11 @@ class Catalog:
         for row in self.db["indexes"].rows_where(order_by="name"):
             row["fresh"] = row["generation"] == generation
             indexes.append(row)
-        disk = {"catalog_bytes": sum(
-            p.stat().st_size for p in self.home.glob(CATALOG_NAME + "*") if p.is_file()
-        )}
+        disk = {
+            "catalog_bytes": sum(
+                p.stat().st_size for p in self.home.glob(CATALOG_NAME + "*") if p.is_file()
+            )
+        }
         disk["index_bytes"] = sum(row["bytes"] or 0 for row in indexes)
         return {
             "home": str(self.home),
@@ -470,4 +481,6 @@ class Catalog:
 def _row_track(row: dict) -> Track:
     data = {k: row[k] for k in TAG_COLUMNS}
     data["genre"] = json.loads(row["genre"]) if row["genre"] else []
-    return Track(id=row["id"], path=row["path"], tags=Tags.from_dict(data), duration_s=row["duration_s"])
+    return Track(
+        id=row["id"], path=row["path"], tags=Tags.from_dict(data), duration_s=row["duration_s"]
+    )

@@ -100,11 +100,16 @@ def user_errors():
 
 @app.command()
 def scan(
-    dirs: Annotated[list[Path] | None, typer.Argument(help="Library folders (default: all registered).")] = None,
+    dirs: Annotated[
+        list[Path] | None, typer.Argument(help="Library folders (default: all registered).")
+    ] = None,
     home: HomeOption = None,
-    workers: Annotated[int | None, typer.Option(help="Analysis processes (default: one per core).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Analysis processes (default: one per core).")
+    ] = None,
     follow_symlinks: Annotated[
-        bool | None, typer.Option("--follow-symlinks/--no-follow-symlinks", help="Follow symbolic links.")
+        bool | None,
+        typer.Option("--follow-symlinks/--no-follow-symlinks", help="Follow symbolic links."),
     ] = None,
     as_json: JsonOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
@@ -112,7 +117,11 @@ def scan(
     """Add library folders and analyse new or changed files."""
     with user_errors(), scan_progress(not quiet and not as_json) as progress:
         report = api.scan(
-            dirs or [], home=home, follow_symlinks=follow_symlinks, workers=workers, progress=progress
+            dirs or [],
+            home=home,
+            follow_symlinks=follow_symlinks,
+            workers=workers,
+            progress=progress,
         )
     if as_json:
         print_json(report.as_dict())
@@ -146,19 +155,25 @@ def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
     )
     disk = summary["disk"]
     out.print(
-        f"disk      catalog {disk['catalog_bytes'] / 1e6:.1f} MB, indexes {disk['index_bytes'] / 1e6:.1f} MB",
+        f"disk      catalog {disk['catalog_bytes'] / 1e6:.1f} MB, "
+        f"indexes {disk['index_bytes'] / 1e6:.1f} MB",
         highlight=False,
     )
     if summary["indexes"]:
         table = Table("index", "items", "tracks", "built", "fresh")
         for row in summary["indexes"]:
             table.add_row(
-                row["name"], str(row["items"]), str(row["tracks"]), row["built_at"],
+                row["name"],
+                str(row["items"]),
+                str(row["tracks"]),
+                row["built_at"],
                 "yes" if row["fresh"] else "no (run scan)",
             )
         out.print(table)
     for failure in summary["failures"]:
-        out.print(f"failed    {failure['path']}: {failure['error']}", highlight=False, soft_wrap=True)
+        out.print(
+            f"failed    {failure['path']}: {failure['error']}", highlight=False, soft_wrap=True
+        )
 
 
 def main() -> None:

@@ -15,8 +15,23 @@ CONFIG_NAME = "config.toml"
 INDEX_DIR_NAME = "indexes"
 
 AUDIO_EXTENSIONS = frozenset(
-    {".mp3", ".m4a", ".mp4", ".aac", ".flac", ".ogg", ".oga", ".opus", ".wav", ".aif", ".aiff",
-     ".wma", ".wv", ".ape", ".mpc"}
+    {
+        ".mp3",
+        ".m4a",
+        ".mp4",
+        ".aac",
+        ".flac",
+        ".ogg",
+        ".oga",
+        ".opus",
+        ".wav",
+        ".aif",
+        ".aiff",
+        ".wma",
+        ".wv",
+        ".ape",
+        ".mpc",
+    }
 )
 """File endings a scan picks up; anything FFmpeg cannot decode is recorded as an error."""
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import av
 import mutagen
-from mutagen import id3
 import numpy as np
+from mutagen import id3
 
 RATE_HZ = 44_100
 
@@ -209,3 +209,10 @@ def make_library(
             )
             paths.append(path)
     return paths
+
+
+if __name__ == "__main__":
+    import sys
+
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "examples/library")
+    print(f"wrote {len(make_library(target))} tracks under {target}")

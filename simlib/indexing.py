@@ -53,9 +53,7 @@ def rebuild_indexes(
             ids, vectors = catalog.vectors(embedder.name)
             track_index.build(path, ids, vectors)
             dim, items, tracks = vectors.shape[1] if len(ids) else 0, len(ids), len(ids)
-        catalog.record_index(
-            embedder.name, path, embedder.version, dim, items, tracks, generation
-        )
+        catalog.record_index(embedder.name, path, embedder.version, dim, items, tracks, generation)
         rebuilt.append(embedder.name)
     if progress:
         progress(len(stale), len(stale))

@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simlib import workers as parallel
 from simlib.audio import AudioInfo
 from simlib.catalog import Catalog, FileState, KnownTrack
 from simlib.config import AUDIO_EXTENSIONS, IGNORED_SUFFIXES, SimlibError
 from simlib.indexing import rebuild_indexes
 from simlib.pipeline import Analysis, AnalysisError, Embedder, analyse, file_state, inspect_file
 from simlib.tags import from_filename, read_tags
+from simlib.workers import WorkerCrash, WorkerPool
 
 Progress = Callable[[str, int, int, float], None]
 """progress(phase, done, total, audio_seconds_done); phases: inspect, analyse, index."""
@@ -165,7 +165,10 @@ class _Scan:
                 except OSError:
                     todo.append(path)
                     continue
-                same_file = before and (before.size, before.mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+                same_file = before and (before.size, before.mtime_ns) == (
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                )
                 if same_file and (before.status == "error" or self._is_current(before)):
                     self.report.unchanged += 1
                 else:
@@ -176,7 +179,9 @@ class _Scan:
     def fail(self, state: FileState, reason: str) -> None:
         self.report.failed += 1
         self.report.errors[state.path] = reason
-        self.catalog.write_error(state, self.root_of[state.path], from_filename(Path(state.path)), reason)
+        self.catalog.write_error(
+            state, self.root_of[state.path], from_filename(Path(state.path)), reason
+        )
 
     def reuse(self, state: FileState, content_hash: str, missing: dict[str, KnownTrack]) -> bool:
         """Give the file an existing analysis of the same audio, if there is a current one."""
@@ -235,40 +240,44 @@ def scan(
 
     todo, missing = run.plan(roots)
     to_analyse: list[tuple[Path, AudioInfo]] = []
-    inspected = parallel.run(_inspect, todo, workers)
-    for done, (path, result) in enumerate(inspected, 1):
-        run.progress("inspect", done, len(todo), 0.0)
-        if result is None:
-            continue  # vanished since the walk
-        if isinstance(result, parallel.WorkerCrash):
-            run.fail(_error_state(path), str(result))
-            continue
-        state, info = result
-        if isinstance(info, str):
-            run.fail(state, info)
-        elif run.reuse(state, info.content_hash, missing):
-            report.reused += 1
-        else:
-            to_analyse.append((path, info))
+    with WorkerPool(workers, setup=embedder_factory) as pool:
+        for done, (path, result) in enumerate(pool.map(_inspect, todo), 1):
+            run.progress("inspect", done, len(todo), 0.0)
+            if result is None:
+                continue  # vanished since the walk
+            if isinstance(result, WorkerCrash):
+                run.fail(_error_state(path), str(result))
+                continue
+            state, info = result
+            if isinstance(info, str):
+                run.fail(state, info)
+            elif run.reuse(state, info.content_hash, missing):
+                report.reused += 1
+            else:
+                to_analyse.append((path, info))
 
-    analysed = parallel.run(_analyse, to_analyse, workers, setup=embedder_factory)
-    for done, ((path, _info), result) in enumerate(analysed, 1):
-        if isinstance(result, Analysis):
-            catalog.write_analysis(
-                result.state, run.root_of[str(path)], result.tags, result.audio_columns(), result.outputs
-            )
-            report.analysed += 1
-            report.audio_s += result.duration_s
-        elif isinstance(result, (str, parallel.WorkerCrash)):
-            run.fail(_error_state(path), str(result))
-        elif str(path) in run.known:
-            missing[str(path)] = run.known[str(path)]
-        run.progress("analyse", done, len(to_analyse), report.audio_s)
+        for done, ((path, _info), result) in enumerate(pool.map(_analyse, to_analyse), 1):
+            if isinstance(result, Analysis):
+                catalog.write_analysis(
+                    result.state,
+                    run.root_of[str(path)],
+                    result.tags,
+                    result.audio_columns(),
+                    result.outputs,
+                )
+                report.analysed += 1
+                report.audio_s += result.duration_s
+            elif isinstance(result, (str, WorkerCrash)):
+                run.fail(_error_state(path), str(result))
+            elif str(path) in run.known:
+                missing[str(path)] = run.known[str(path)]
+            run.progress("analyse", done, len(to_analyse), report.audio_s)
 
     report.removed = catalog.delete_tracks(k.id for k in missing.values())
     for root_id, _, _ in roots:
         catalog.mark_root_scanned(root_id)
-    report.indexes = rebuild_indexes(catalog, embedders, lambda d, t: run.progress("index", d, t, 0))
+    report.indexes = rebuild_indexes(
+        catalog, embedders, lambda d, t: run.progress("index", d, t, 0)
+    )
     report.seconds = time.monotonic() - started
     return report
-

@@ -44,7 +44,14 @@ class Tags:
 _KEYS: dict[str, tuple[str, ...]] = {
     "title": ("tit2", "\xa9nam", "title"),
     "artist": ("tpe1", "\xa9art", "artist", "author"),
-    "album_artist": ("tpe2", "aart", "albumartist", "album artist", "album_artist", "wm/albumartist"),
+    "album_artist": (
+        "tpe2",
+        "aart",
+        "albumartist",
+        "album artist",
+        "album_artist",
+        "wm/albumartist",
+    ),
     "album": ("talb", "\xa9alb", "album", "wm/albumtitle"),
     "genre": ("tcon", "\xa9gen", "genre", "wm/genre"),
     "year": ("tdrc", "tyer", "\xa9day", "date", "year", "wm/year"),

@@ -56,8 +56,9 @@ def make_bad_files(folder: Path, good_mp3: Path, good_flac: Path) -> dict[str, P
     flac = bytearray(good_flac.read_bytes())
     flac[200:] = bytes(len(flac) - 200)  # header intact, every frame zeroed
     bad["corrupt_flac"].write_bytes(bytes(flac))
-    example_library.encode(bad["short"], example_library.synthesize(
-        example_library.default_styles()[0], 1, 0.4))
+    example_library.encode(
+        bad["short"], example_library.synthesize(example_library.default_styles()[0], 1, 0.4)
+    )
     return bad
 
 

@@ -22,7 +22,9 @@ def test_tags_of_every_format(example_lib, fmt):
 
 def test_multi_valued_genre_bpm_and_mood(library):
     path = next(library.rglob("*.flac"))
-    example_library.tag(path, {"genre": ["Ambient; Drone", "Electronic"], "bpm": "128", "mood": "calm"})
+    example_library.tag(
+        path, {"genre": ["Ambient; Drone", "Electronic"], "bpm": "128", "mood": "calm"}
+    )
     tags = read_tags(path)
     assert tags.genre == ["Ambient", "Drone", "Electronic"]
     assert tags.bpm == 128.0
@@ -31,7 +33,9 @@ def test_multi_valued_genre_bpm_and_mood(library):
 
 def test_untagged_file_falls_back_to_its_name(tmp_path):
     path = tmp_path / "07 - Night Drive.wav"
-    example_library.encode(path, example_library.synthesize(example_library.default_styles()[0], 1, 1.5))
+    example_library.encode(
+        path, example_library.synthesize(example_library.default_styles()[0], 1, 1.5)
+    )
     assert read_tags(path) == Tags(title="Night Drive", track_number=7)
 
 

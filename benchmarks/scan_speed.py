@@ -1,0 +1,76 @@
+"""Scan speed: audio-seconds analysed per wall-second, and peak memory.
+
+    python benchmarks/scan_speed.py ~/simlib-corpus/library [--workers 2] [--stages features|all]
+
+Scans the folder into a fresh temporary SIMLIB_HOME and prints one table:
+decode + features only (the foundation's stages), and the full pipeline with
+every shipped embedder and the index build. Peak RSS is the largest resident
+set of the parent or any one worker process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+from simlib.catalog import Catalog
+from simlib.embedders import load_embedders
+from simlib.scan import scan
+
+
+def no_embedders() -> list:
+    return []
+
+
+def run(library: Path, workers: int, with_models: bool) -> dict:
+    with tempfile.TemporaryDirectory() as home:
+        catalog = Catalog(Path(home))
+        factory = partial(load_embedders, Path(home)) if with_models else no_embedders
+        started = time.perf_counter()
+        report = scan(catalog, [library], factory, workers=workers)
+        wall = time.perf_counter() - started
+        catalog.close()
+    return {
+        "audio_s": report.audio_s,
+        "wall_s": wall,
+        "tracks": report.analysed,
+        "failed": report.failed,
+    }
+
+
+def peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("library", type=Path)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--stages", choices=["features", "all", "both"], default="both")
+    args = parser.parse_args()
+    rows = []
+    if args.stages in ("features", "both"):
+        rows.append(("decode + features", run(args.library, args.workers, False)))
+    if args.stages in ("all", "both"):
+        rows.append(("full pipeline + index", run(args.library, args.workers, True)))
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, workers={args.workers}")
+    print("| stages | tracks | failed | audio (h) | wall (s) | x real time | peak RSS (MB) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, row in rows:
+        speed = row["audio_s"] / row["wall_s"]
+        print(
+            f"| {name} | {row['tracks']} | {row['failed']} | {row['audio_s'] / 3600:.2f} "
+            f"| {row['wall_s']:.1f} | {speed:.0f} | {peak_rss_mb():.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The SQLite catalog: schema, WAL, atomic writes, generations."""
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simlib.catalog import SCHEMA_VERSION, Catalog, FileState
+from simlib.config import SimlibError
+from simlib.tags import Tags
+from simlib.types import Segments
+
+AUDIO = {
+    "content_hash": "h1",
+    "duration_s": 10.0,
+    "sample_rate_hz": 44100,
+    "channels": 2,
+    "codec": "mp3",
+    "container": "mp3",
+}
+
+
+@pytest.fixture
+def catalog(tmp_path):
+    cat = Catalog(tmp_path / "home")
+    yield cat
+    cat.close()
+
+
+def write_one(catalog, path="/music/a.mp3", vector=(1.0, 0.0)):
+    root = catalog.add_root(Path("/music"), False)
+    outputs = {
+        "sim": ("v1", np.asarray(vector, dtype=np.float32)),
+        "fp": ("v2", Segments(np.arange(3, dtype=np.float32) / 2, np.eye(3, dtype=np.float16))),
+    }
+    return catalog.write_analysis(
+        FileState(path, 100, 5), root, Tags(title="A", genre=["x"]), AUDIO, outputs
+    )
+
+
+def test_schema_version_and_wal(catalog):
+    db = sqlite3.connect(catalog.path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    reopened = Catalog(catalog.home)  # migrating an up-to-date catalog is a no-op
+    assert reopened.generation == catalog.generation
+    reopened.close()
+
+
+def test_newer_schema_is_refused(catalog):
+    catalog.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(SimlibError, match="newer"):
+        Catalog(catalog.home)
+
+
+def test_write_and_read_back(catalog):
+    track_id = write_one(catalog)
+    track = catalog.track(track_id)
+    assert track.tags.title == "A" and track.tags.genre == ["x"]
+    ids, vectors = catalog.vectors("sim")
+    assert ids.tolist() == [track_id] and vectors.tolist() == [[1.0, 0.0]]
+    [(seg_id, segments)] = list(catalog.segments("fp"))
+    assert seg_id == track_id and segments.vectors.dtype == np.float16
+    np.testing.assert_array_equal(segments.start_s, [0.0, 0.5, 1.0])
+    assert catalog.generation == 1
+
+
+def test_failed_write_leaves_nothing_half_written(catalog, monkeypatch):
+    write_one(catalog)
+    generation = catalog.generation
+
+    def boom(*_args):
+        raise RuntimeError("killed mid-transaction")
+
+    monkeypatch.setattr(catalog, "_put_outputs", boom)
+    with pytest.raises(RuntimeError):
+        write_one(catalog, path="/music/b.mp3")
+    assert catalog.track_by_path("/music/b.mp3") is None
+    assert catalog.generation == generation
+    assert catalog.db.execute("SELECT COUNT(*) FROM tracks").fetchone()[0] == 1
+
+
+def test_copy_and_delete(catalog):
+    source = write_one(catalog)
+    root = catalog.add_root(Path("/music"), False)
+    copy = catalog.copy_analysis(
+        source, FileState("/music/copy.mp3", 100, 6), root, Tags(title="C")
+    )
+    assert catalog.vector(copy, "sim").tolist() == [1.0, 0.0]
+    assert len(list(catalog.segments("fp"))) == 2
+    catalog.delete_tracks([source])
+    assert catalog.track(source) is None and catalog.track(copy) is not None
+    assert [i for i, _ in catalog.segments("fp")] == [copy]
+
+
+def test_error_rows_are_listed_in_the_summary(catalog):
+    root = catalog.add_root(Path("/music"), False)
+    catalog.write_error(FileState("/music/bad.mp3", 3, 1), root, Tags(), "no audio stream")
+    summary = catalog.summary()
+    assert summary["failed"] == 1 and summary["tracks"] == 0
+    assert summary["failures"] == [{"path": "/music/bad.mp3", "error": "no audio stream"}]

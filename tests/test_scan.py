@@ -1,0 +1,231 @@
+"""Scanning: incremental work, retags, moves, copies, deletions, bad input, interruption."""
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from simlib import api, example_library
+from simlib.catalog import Catalog
+from simlib.config import SimlibError
+from simlib.scan import scan, walk
+from simlib.track_index import TrackIndex
+
+
+class MeanMel:
+    """A real (if simple) embedder: the normalised mean log-mel spectrum."""
+
+    name, version, kind = "mean-mel", "1", "track"
+
+    def __init__(self, on_call=None):
+        self.calls = 0
+        self.on_call = on_call
+
+    def embed(self, mel):
+        self.calls += 1
+        if self.on_call:
+            self.on_call(self.calls)
+        vector = mel.mean(axis=0) - mel.mean()
+        return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+@pytest.fixture
+def catalog(home):
+    cat = Catalog(home)
+    yield cat
+    cat.close()
+
+
+def run_scan(catalog, library, embedder=None, **kwargs):
+    embedder = embedder or MeanMel()
+    return scan(catalog, [library], lambda: [embedder], **kwargs)
+
+
+def ids_by_name(catalog):
+    rows = catalog.db.execute("SELECT id, path FROM tracks WHERE status = 'ok'").fetchall()
+    return {Path(path).name: track_id for track_id, path in rows}
+
+
+def test_first_scan_analyses_everything_and_builds_the_index(catalog, library):
+    report = run_scan(catalog, library)
+    assert (report.files, report.analysed, report.failed) == (24, 24, 0)
+    assert report.indexes == ["mean-mel"]
+    assert 24 * 7.9 < report.audio_s < 24 * 8.1
+    info = catalog.index_info("mean-mel")
+    assert info["items"] == 24 and info["generation"] == catalog.generation
+    index = TrackIndex(Path(info["path"]), info["dim"])
+    ids, vectors = catalog.vectors("mean-mel")
+    assert index.nearest(vectors[3], 1)[0][0] == ids[3]
+
+
+def test_rescan_does_no_work(catalog, library):
+    run_scan(catalog, library)
+    embedder = MeanMel()
+    report = run_scan(catalog, library, embedder)
+    assert (report.unchanged, report.analysed, embedder.calls) == (24, 0, 0)
+    assert report.indexes == []  # nothing changed, the index is fresh
+
+
+def test_new_model_version_reanalyses(catalog, library):
+    run_scan(catalog, library)
+    embedder = MeanMel()
+    embedder.version = "2"
+    report = run_scan(catalog, library, embedder)
+    assert report.analysed == 24 and report.indexes == ["mean-mel"]
+
+
+def test_retag_updates_tags_without_reanalysis(catalog, library):
+    run_scan(catalog, library)
+    path = next(library.rglob("*.flac"))
+    before = ids_by_name(catalog)[path.name]
+    example_library.tag(path, {"title": "New Title", "genre": ["Jazz"]})
+    embedder = MeanMel()
+    report = run_scan(catalog, library, embedder)
+    assert (report.reused, report.analysed, embedder.calls) == (1, 0, 0)
+    track = catalog.track(before)
+    assert track.tags.title == "New Title" and track.tags.genre == ["Jazz"]
+
+
+def test_moved_and_renamed_files_keep_their_id_and_analysis(catalog, library):
+    run_scan(catalog, library)
+    ids = ids_by_name(catalog)
+    album = next(p for p in library.rglob("*") if p.is_dir() and p.parent != library)
+    moved_to = library / "Reorganised" / "Album moved"
+    moved_to.parent.mkdir()
+    shutil.move(album, moved_to)
+    single = next(library.rglob("*.mp3"))
+    single.rename(single.with_name("renamed.mp3"))
+    embedder = MeanMel()
+    report = run_scan(catalog, library, embedder)
+    assert embedder.calls == 0 and report.removed == 0 and report.analysed == 0
+    after = ids_by_name(catalog)
+    assert after["renamed.mp3"] == ids[single.name]
+    for path in moved_to.iterdir():
+        assert after[path.name] == ids[path.name]
+        assert catalog.track(after[path.name]).path == str(path)
+    assert len(after) == 24
+
+
+def test_copies_reuse_the_analysis_and_deletions_are_forgotten(catalog, library):
+    run_scan(catalog, library)
+    original = next(library.rglob("*.m4a"))
+    shutil.copy2(original, library / "copy.m4a")
+    gone = next(library.rglob("*.ogg"))
+    gone.unlink()
+    embedder = MeanMel()
+    report = run_scan(catalog, library, embedder)
+    assert (report.reused, report.removed, embedder.calls) == (1, 1, 0)
+    ids = ids_by_name(catalog)
+    assert gone.name not in ids
+    np.testing.assert_array_equal(
+        catalog.vector(ids["copy.m4a"], "mean-mel"), catalog.vector(ids[original.name], "mean-mel")
+    )
+
+
+def test_bad_files_are_recorded_and_do_not_stop_the_scan(catalog, library, bad_files):
+    report = run_scan(catalog, library)
+    reasons = {Path(p).name: r for p, r in report.errors.items()}
+    assert set(reasons) == {"empty.mp3", "notes.mp3", "corrupt.flac", "short.wav"}
+    assert "empty" in reasons["empty.mp3"]
+    assert "too short" in reasons["short.wav"]
+    assert all("\n" not in r for r in reasons.values())
+    assert report.analysed == 25  # the 24 tracks and the (playable) truncated mp3
+    summary = catalog.summary()
+    assert summary["failed"] == 4 and len(summary["failures"]) == 4
+    # failures are not retried until the file changes
+    again = run_scan(catalog, library)
+    assert again.failed == 0 and again.unchanged == 29
+
+
+def test_unicode_and_long_paths(catalog, library):
+    deep = library / "Ünïcødé ☃ 音楽" / ("long folder name " * 12).strip() / ("x" * 200)
+    deep.mkdir(parents=True)
+    source = next(library.rglob("*.wav"))
+    target = deep / "トラック — ünïcode.wav"
+    shutil.copy2(source, target)
+    example_library.tag(target, {"title": "Ünïcode ☃"})
+    report = run_scan(catalog, library)
+    assert report.failed == 0 and len(str(target)) > 400
+    assert catalog.track_by_path(str(target)).tags.title == "Ünïcode ☃"
+
+
+def test_symlinks_are_followed_only_when_asked_and_loops_end(catalog, library):
+    (library / "loop").symlink_to(library, target_is_directory=True)
+    (library / "a.mp3").symlink_to(library / "b.mp3")
+    (library / "b.mp3").symlink_to(library / "a.mp3")
+    assert len(list(walk(library, follow_symlinks=False))) == 24
+    followed = list(walk(library, follow_symlinks=True))
+    assert len(followed) == 26  # the loop folder is not entered twice; the looping links show
+    report = run_scan(catalog, library, follow_symlinks=True)
+    assert report.analysed == 24
+    assert {Path(p).name for p in report.errors} == {"a.mp3", "b.mp3"}
+
+
+def test_a_file_that_disappears_mid_scan_is_skipped(catalog, library):
+    victim = sorted(library.rglob("*.opus"))[-1]
+
+    def remove_victim(_calls):
+        if victim.exists():
+            victim.unlink()
+
+    report = run_scan(catalog, library, MeanMel(on_call=remove_victim))
+    assert report.failed == 0 and report.analysed == 23
+    assert victim.name not in ids_by_name(catalog)
+
+
+def test_interrupted_scan_keeps_finished_tracks_and_resumes(catalog, library):
+    def interrupt(calls):
+        if calls == 6:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_scan(catalog, library, MeanMel(on_call=interrupt))
+    assert len(ids_by_name(catalog)) == 5
+    embedder = MeanMel()
+    report = run_scan(catalog, library, embedder)
+    assert report.analysed == 19 and embedder.calls == 19 and report.unchanged == 5
+
+
+def test_parallel_scan_matches_serial(tmp_path, library):
+    serial = Catalog(tmp_path / "serial")
+    parallel = Catalog(tmp_path / "parallel")
+    run_scan(serial, library)
+    report = scan(parallel, [library], _mean_mel_factory, workers=2)
+    assert report.analysed == 24
+    by_path = {}
+    for catalog in (serial, parallel):
+        ids, vectors = catalog.vectors("mean-mel")
+        tracks = catalog.tracks(ids.tolist())
+        by_path[catalog] = {tracks[i].path: v for i, v in zip(ids.tolist(), vectors, strict=True)}
+    assert by_path[serial].keys() == by_path[parallel].keys() and len(by_path[serial]) == 24
+    for path, vector in by_path[serial].items():
+        np.testing.assert_allclose(vector, by_path[parallel][path], atol=1e-6)
+
+
+def _mean_mel_factory():
+    return [MeanMel()]
+
+
+def test_rescan_of_registered_roots_and_missing_roots(home, library, tmp_path):
+    api.scan([library], workers=1)
+    moved = tmp_path / "unmounted"
+    library.rename(moved)
+    report = api.scan(workers=1)
+    assert report.missing_roots == [str(library)] and report.removed == 0
+    assert api.status()["tracks"] == 24
+    moved.rename(library)
+
+
+def test_scan_of_a_missing_folder_is_a_clear_error(home, tmp_path):
+    with pytest.raises(SimlibError, match="not a folder"):
+        api.scan([tmp_path / "nope"])
+    with pytest.raises(SimlibError, match="no library folders"):
+        api.scan()
+
+
+def test_default_embedders_are_stored(home, library):
+    report = api.scan([library], workers=1)
+    assert report.analysed == 24
+    assert os.path.exists(home / "catalog.db")
