@@ -1,0 +1,14 @@
+"""simlib: identify recorded clips and find similar tracks in your own music library.
+
+The Python API (the CLI and the plugins call nothing else):
+
+    import simlib
+    simlib.scan(["~/Music"])                 # analyse new and changed files
+    simlib.identify(["clip.wav"])            # which track is this, and where in it?
+    simlib.similar(["song.mp3"], n=10)       # tracks that sound like this one
+    simlib.status()                          # counts, failures, index freshness
+"""
+
+from simlib.api import identify, open_catalog, scan, similar, status
+
+__all__ = ["identify", "open_catalog", "scan", "similar", "status"]

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from simlib.catalog import Catalog
 from simlib.config import Settings, SimlibError, resolve_home
-from simlib.embedders import load_embedders
+from simlib.embedders import load_embedders, load_fingerprint_model, load_similarity_model
+from simlib.identify import IdentifyResult, identify_clips
 from simlib.scan import Progress, ScanReport
 from simlib.scan import scan as scan_catalog
+from simlib.similar import SimilarResult, similar_tracks
 
 
 def open_catalog(home: Path | str | None = None) -> Catalog:
@@ -52,5 +54,59 @@ def status(home: Path | str | None = None) -> dict:
     catalog = open_catalog(home)
     try:
         return catalog.summary()
+    finally:
+        catalog.close()
+
+
+def identify(
+    clips: Sequence[str | Path],
+    *,
+    home: Path | str | None = None,
+    top: int | None = None,
+    min_confidence: float | None = None,
+) -> list[IdentifyResult]:
+    """Which library track is each clip, and where in it? One result per clip, in order.
+
+    "-" reads a clip from standard input. The model is loaded once for all clips.
+    """
+    catalog = open_catalog(home)
+    settings = Settings.load(catalog.home)
+    try:
+        return identify_clips(
+            catalog,
+            load_fingerprint_model(catalog.home),
+            [str(c) for c in clips],
+            top=top or settings.identify_top,
+            min_confidence=settings.min_confidence if min_confidence is None else min_confidence,
+        )
+    finally:
+        catalog.close()
+
+
+def similar(
+    tracks: Sequence[str | Path],
+    *,
+    home: Path | str | None = None,
+    n: int | None = None,
+    exclude_artist: bool = False,
+    exclude_album: bool = False,
+    blend: bool = False,
+) -> list[SimilarResult]:
+    """Library tracks that sound like each of `tracks` (or like all of them, with `blend`).
+
+    A track may be a library file or any audio file, which is embedded on the fly.
+    """
+    catalog = open_catalog(home)
+    settings = Settings.load(catalog.home)
+    try:
+        return similar_tracks(
+            catalog,
+            load_similarity_model(catalog.home),
+            [str(t) for t in tracks],
+            n=n or settings.similar_count,
+            exclude_artist=exclude_artist,
+            exclude_album=exclude_album,
+            blend=blend,
+        )
     finally:
         catalog.close()

@@ -391,11 +391,24 @@ class Catalog:
             return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
         return np.asarray(ids, dtype=np.int64), np.stack(rows).astype(np.float32)
 
-    def vector(self, track_id: int, model: str) -> np.ndarray | None:
+    def vector(self, track_id: int, model: str, version: str | None = None) -> np.ndarray | None:
+        """A track's `model` embedding (of `version`, if given), or None."""
         row = self.db.execute(
-            "SELECT vector FROM embeddings WHERE track_id = ? AND model = ?", [track_id, model]
+            "SELECT vector, version FROM embeddings WHERE track_id = ? AND model = ?",
+            [track_id, model],
         ).fetchone()
-        return _blob_array(row[0]) if row else None
+        if row is None or (version is not None and row[1] != version):
+            return None
+        return _blob_array(row[0])
+
+    def same_audio(self, track_id: int) -> set[int]:
+        """Ids of the tracks whose audio is identical to this one's, itself included."""
+        rows = self.db.execute(
+            "SELECT t.id FROM tracks t JOIN tracks s ON s.content_hash = t.content_hash"
+            " WHERE s.id = ?",
+            [track_id],
+        )
+        return {track_id} | {row[0] for row in rows}
 
     def segments(self, model: str) -> Iterator[tuple[int, Segments]]:
         """(track id, Segments) of every ok track's `model` fingerprints, by track id."""
@@ -417,6 +430,7 @@ class Catalog:
         dim: int,
         items: int,
         tracks: int,
+        size: int,
         generation: int,
     ) -> None:
         """Note that index `name` at `path` now holds the catalog as of `generation`."""
@@ -430,7 +444,7 @@ class Catalog:
                     "items": items,
                     "tracks": tracks,
                     "generation": generation,
-                    "bytes": path.stat().st_size if path.exists() else 0,
+                    "bytes": size,
                     "built_at": _now(),
                 },
                 pk="name",

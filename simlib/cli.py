@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
 
@@ -45,8 +46,13 @@ HomeOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 
 
+def say(text: str, console: Console = out) -> None:
+    """Print user data as is: no markup, no highlighting, no wrapping of long paths."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    say(f"error: {message}", err)
     raise typer.Exit(code)
 
 
@@ -126,16 +132,16 @@ def scan(
     if as_json:
         print_json(report.as_dict())
         return
-    out.print(
+    say(
         f"{report.files} files: {report.analysed} analysed, {report.reused} reused, "
         f"{report.unchanged} unchanged, {report.failed} failed, {report.removed} removed "
         f"({report.audio_s / 60:.1f} min of audio in {report.seconds:.1f} s)",
         highlight=False,
     )
     for root in report.missing_roots:
-        err.print(f"[yellow]warning:[/yellow] library folder not found, kept as is: {root}")
+        say(f"warning: library folder not found, kept as is: {root}", err)
     for path, reason in report.errors.items():
-        err.print(f"[yellow]failed:[/yellow] {path}: {reason}", highlight=False, soft_wrap=True)
+        say(f"failed: {path}: {reason}", err)
 
 
 @app.command()
@@ -146,18 +152,16 @@ def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(summary)
         return
-    out.print(f"home      {summary['home']}", highlight=False)
-    out.print(f"roots     {', '.join(summary['roots']) or '(none)'}", highlight=False)
-    out.print(
+    say(f"home      {summary['home']}")
+    say(f"roots     {', '.join(summary['roots']) or '(none)'}")
+    say(
         f"tracks    {summary['tracks']} ok, {summary['failed']} failed, "
-        f"{summary['audio_hours']:.2f} h of audio",
-        highlight=False,
+        f"{summary['audio_hours']:.2f} h of audio"
     )
     disk = summary["disk"]
-    out.print(
+    say(
         f"disk      catalog {disk['catalog_bytes'] / 1e6:.1f} MB, "
-        f"indexes {disk['index_bytes'] / 1e6:.1f} MB",
-        highlight=False,
+        f"indexes {disk['index_bytes'] / 1e6:.1f} MB"
     )
     if summary["indexes"]:
         table = Table("index", "items", "tracks", "built", "fresh")
@@ -171,9 +175,96 @@ def status(home: HomeOption = None, as_json: JsonOption = False) -> None:
             )
         out.print(table)
     for failure in summary["failures"]:
-        out.print(
-            f"failed    {failure['path']}: {failure['error']}", highlight=False, soft_wrap=True
+        say(f"failed    {failure['path']}: {failure['error']}")
+
+
+def _report_errors(results: list) -> None:
+    """Name the inputs that could not be read on stderr (the exit code stays 0)."""
+    for result in results:
+        if result.error:
+            say(f"{result.query}: {result.error}", err)
+
+
+@app.command()
+def identify(
+    clips: Annotated[list[str], typer.Argument(help="Audio clips; - reads one from stdin.")],
+    home: HomeOption = None,
+    top: Annotated[int | None, typer.Option("--top", "-k", help="Candidates per clip.")] = None,
+    min_confidence: Annotated[
+        float | None, typer.Option(help="Below this confidence (0..1) answer 'no match'.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Which library track is each clip, and where in it?"""
+    with user_errors():
+        results = api.identify(clips, home=home, top=top, min_confidence=min_confidence)
+    for result in results:
+        if as_json:
+            print_json(result.as_dict())
+        elif result.error:
+            continue
+        elif result.match:
+            m = result.match
+            say(
+                f"{result.query}: {m['artist'] or '?'} - {m['title']} ({m['album'] or '?'}) "
+                f"at {m['offset_s']:.1f} s, confidence {m['confidence']:.2f}  [{m['path']}]"
+            )
+        else:
+            say(f"{result.query}: no match")
+    _report_errors(results)
+
+
+@app.command()
+def similar(
+    tracks: Annotated[list[str], typer.Argument(help="Library tracks or any audio files.")],
+    home: HomeOption = None,
+    n: Annotated[int | None, typer.Option("-n", help="Results per track.")] = None,
+    exclude_artist: Annotated[bool, typer.Option(help="Leave out the query's artist.")] = False,
+    exclude_album: Annotated[bool, typer.Option(help="Leave out the query's album.")] = False,
+    blend: Annotated[
+        bool, typer.Option(help="Treat all TRACKS as one seed set: one playlist.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Library tracks that sound like each TRACK."""
+    with user_errors():
+        results = api.similar(
+            tracks,
+            home=home,
+            n=n,
+            exclude_artist=exclude_artist,
+            exclude_album=exclude_album,
+            blend=blend,
         )
+    for result in results:
+        if as_json:
+            print_json(result.as_dict())
+            continue
+        if result.error and not result.results:
+            continue
+        say(result.query)
+        for rank, r in enumerate(result.results, 1):
+            say(
+                f"{rank:3d}. {r['score']:.3f}  {r['artist'] or '?'} - {r['title']} "
+                f"({r['album'] or '?'})  [{r['path']}]"
+            )
+    _report_errors(results)
+
+
+PLUGIN_GROUP = "simlib.cli"
+"""Entry-point group through which installed plugins add commands (e.g. `simlib dj`)."""
+
+
+def add_plugin_commands() -> None:
+    """Register each installed plugin's command; a broken plugin is reported, not fatal."""
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            app.command(name=entry.name)(entry.load())
+        except Exception as error:  # a plugin's import failure must not break simlib
+            say(f"warning: plugin command {entry.name!r} not loaded: {error}", err)
+
+
+add_plugin_commands()
 
 
 def main() -> None:

@@ -53,6 +53,17 @@ def resolve_home(home: Path | str | None = None) -> Path:
     return Path(home).expanduser().absolute()
 
 
+def config_section(home: Path, section: str) -> dict:
+    """The `[section]` table of `home/config.toml` ({} if the file or table is missing)."""
+    path = home / CONFIG_NAME
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8")).get(section, {})
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise SimlibError(f"cannot read {path}: {error}") from error
+
+
 @dataclass
 class Settings:
     """Defaults for every command; `config.toml` in the home folder overrides them."""
@@ -67,18 +78,12 @@ class Settings:
 
     @classmethod
     def load(cls, home: Path) -> Settings:
-        path = home / CONFIG_NAME
-        if not path.is_file():
-            return cls()
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as error:
-            raise SimlibError(f"cannot read {path}: {error}") from error
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data.get("simlib", {})) - known)
+        """Defaults overridden by the `[simlib]` table of `home/config.toml`."""
+        data = config_section(home, "simlib")
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
-            raise SimlibError(f"{path}: unknown setting(s) {', '.join(unknown)}")
-        return cls(**data.get("simlib", {}))
+            raise SimlibError(f"{home / CONFIG_NAME}: unknown setting(s) {', '.join(unknown)}")
+        return cls(**data)
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)

@@ -1,6 +1,6 @@
 """The analysis stages a scan runs after the features, with the weights in use.
 
-Weights trained locally (`simlib train ...`, stored under `$SIMLIB_HOME/models`)
+Weights trained locally (`simlib train ...`, saved as `$SIMLIB_HOME/models/<name>.pt`)
 take the place of the weights shipped in the package.
 """
 
@@ -8,9 +8,74 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from simlib import fingerprint, similarity
+from simlib.fingerprint import FingerprintModel
 from simlib.pipeline import Embedder
+from simlib.similarity import SimilarityModel
+from simlib.types import Segments
+
+FINGERPRINT = "fingerprint"
+SIMILARITY = "similarity"
+LOCAL_MODELS_DIR = "models"
+
+
+def local_weights(home: Path, name: str) -> Path:
+    """Where `simlib train NAME` saves weights for this home."""
+    return home / LOCAL_MODELS_DIR / f"{name}.pt"
+
+
+def weights_in_use(home: Path, name: str) -> Path:
+    """Locally trained weights if there are any, else the shipped ones."""
+    local = local_weights(home, name)
+    if local.is_file():
+        return local
+    return {FINGERPRINT: fingerprint.DEFAULT_WEIGHTS, SIMILARITY: similarity.WEIGHTS_PATH}[name]
+
+
+class FingerprintStage:
+    """Fingerprint segments every `db_hop_s`, stored as float16, indexed for `identify`."""
+
+    name = FINGERPRINT
+    kind = "segments"
+
+    def __init__(self, model: FingerprintModel) -> None:
+        self.model = model
+        self.version = model.version
+        self.dim = model.dim
+        self.metric = str(model.settings.get("metric", "angular"))
+
+    def embed(self, mel: np.ndarray) -> Segments:
+        segments = self.model.embed(mel, self.model.db_hop_s)
+        return Segments(segments.start_s, segments.vectors.astype(np.float16))
+
+
+class SimilarityStage:
+    """One similarity vector per track, indexed for `similar`."""
+
+    name = SIMILARITY
+    kind = "track"
+
+    def __init__(self, model: SimilarityModel) -> None:
+        self.model = model
+        self.version = model.version
+
+    def embed(self, mel: np.ndarray) -> np.ndarray:
+        return self.model.embed(mel)
+
+
+def load_fingerprint_model(home: Path) -> FingerprintModel:
+    return FingerprintModel.load(weights_in_use(home, FINGERPRINT))
+
+
+def load_similarity_model(home: Path) -> SimilarityModel:
+    return SimilarityModel.load(weights_in_use(home, SIMILARITY))
 
 
 def load_embedders(home: Path) -> list[Embedder]:
     """The embedders of this simlib, loaded once per process."""
-    return []
+    return [
+        FingerprintStage(load_fingerprint_model(home)),
+        SimilarityStage(load_similarity_model(home)),
+    ]

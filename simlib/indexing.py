@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from simlib import track_index
+from simlib import fingerprint_index, track_index
 from simlib.catalog import Catalog
 from simlib.config import INDEX_DIR_NAME
 from simlib.pipeline import Embedder
 
 
-def index_path(catalog: Catalog, name: str) -> Path:
-    return catalog.home / INDEX_DIR_NAME / f"{name}.ann"
+def index_path(catalog: Catalog, embedder: Embedder) -> Path:
+    """A track index is one Annoy file; a segment index is a folder of builds."""
+    folder = catalog.home / INDEX_DIR_NAME
+    return folder / (embedder.name if embedder.kind == "segments" else f"{embedder.name}.ann")
 
 
 def is_fresh(catalog: Catalog, embedder: Embedder) -> bool:
@@ -43,17 +45,21 @@ def rebuild_indexes(
         if progress:
             progress(done, len(stale))
         generation = catalog.generation
-        path = index_path(catalog, embedder.name)
+        path = index_path(catalog, embedder)
         if embedder.kind == "segments":
-            from simlib import fingerprint_index
-
-            stats = fingerprint_index.build(path, catalog.segments(embedder.name))
-            dim, items, tracks = stats.dim, stats.items, stats.tracks
+            stats = fingerprint_index.build(
+                path, catalog.segments(embedder.name), dim=embedder.dim, metric=embedder.metric
+            )
+            dim, items, tracks, size = embedder.dim, stats.items, stats.tracks, stats.bytes
         else:
             ids, vectors = catalog.vectors(embedder.name)
             track_index.build(path, ids, vectors)
-            dim, items, tracks = vectors.shape[1] if len(ids) else 0, len(ids), len(ids)
-        catalog.record_index(embedder.name, path, embedder.version, dim, items, tracks, generation)
+            dim = vectors.shape[1] if len(ids) else 0
+            items = tracks = len(ids)
+            size = path.stat().st_size
+        catalog.record_index(
+            embedder.name, path, embedder.version, dim, items, tracks, size, generation
+        )
         rebuilt.append(embedder.name)
     if progress:
         progress(len(stale), len(stale))

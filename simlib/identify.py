@@ -1,0 +1,106 @@
+"""Identify recorded clips against the catalog's fingerprint index.
+
+A clip is decoded, cut into fingerprint segments every `query_hop_s`, each
+segment looks up its nearest library segments, and the hits vote for
+(track, offset); see `simlib.matching`. Tracks deleted from the catalog since
+the index was built are dropped from the answers.
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simlib import audio, features, matching
+from simlib.catalog import Catalog
+from simlib.config import SimlibError
+from simlib.embedders import FINGERPRINT
+from simlib.fingerprint import FingerprintModel
+from simlib.fingerprint_index import FingerprintIndex
+from simlib.types import Match, Track
+
+NEIGHBOURS = 10
+"""Nearest library segments looked up per query segment."""
+STDIN = "-"
+
+
+@dataclass
+class IdentifyResult:
+    """The answer for one clip: the best match (or None), the candidates, or an error."""
+
+    query: str
+    match: dict | None = None
+    candidates: list[dict] = field(default_factory=list)
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        data = {"query": self.query, "match": self.match, "candidates": self.candidates}
+        if self.error is not None:
+            data["error"] = self.error
+        return data
+
+
+def describe(track: Track, match: Match) -> dict:
+    """A match in the shape the CLI and the plugins print."""
+    return {
+        "path": track.path,
+        "title": track.tags.title,
+        "artist": track.tags.artist,
+        "album": track.tags.album,
+        "offset_s": round(match.offset_s, 2),
+        "confidence": round(match.confidence, 4),
+    }
+
+
+class Identifier:
+    """A loaded model and an open index, reused for every clip of a call."""
+
+    def __init__(self, catalog: Catalog, model: FingerprintModel) -> None:
+        info = catalog.index_info(FINGERPRINT)
+        if info is None:
+            raise SimlibError("no fingerprint index yet: run `simlib scan DIR` first")
+        if info["model_version"] != model.version:
+            raise SimlibError("the fingerprint index is from another model: run `simlib scan`")
+        self.catalog = catalog
+        self.model = model
+        self.index = FingerprintIndex.open(Path(info["path"]))
+
+    def matches(self, source: audio.AudioSource, top: int, min_confidence: float) -> list[Match]:
+        """Ranked matches of one clip (a path or a binary file object)."""
+        mel = features.log_mel_stream(audio.stream(source))
+        segments = self.model.embed(mel, self.model.query_hop_s)
+        hits = self.index.search(segments, k=NEIGHBOURS)
+        return matching.vote(
+            hits, calibration=self.model.calibration, threshold=min_confidence, limit=top
+        )
+
+    def identify(self, clip: str, top: int, min_confidence: float) -> IdentifyResult:
+        result = IdentifyResult(query=clip)
+        try:
+            source = io.BytesIO(sys.stdin.buffer.read()) if clip == STDIN else Path(clip)
+            found = self.matches(source, top, min_confidence)
+        except audio.DecodeError as error:
+            result.error = str(error)
+            return result
+        except OSError as error:
+            result.error = (error.strerror or str(error)).lower()
+            return result
+        tracks = self.catalog.tracks(m.track_id for m in found)
+        result.candidates = [describe(tracks[m.track_id], m) for m in found if m.track_id in tracks]
+        result.match = result.candidates[0] if result.candidates else None
+        return result
+
+
+def identify_clips(
+    catalog: Catalog,
+    model: FingerprintModel,
+    clips: Iterable[str],
+    top: int,
+    min_confidence: float,
+) -> list[IdentifyResult]:
+    """Identify every clip in order; a clip that cannot be read gets `error`."""
+    identifier = Identifier(catalog, model)
+    return [identifier.identify(str(clip), top, min_confidence) for clip in clips]

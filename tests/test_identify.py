@@ -1,0 +1,132 @@
+"""`simlib identify`: the right track and offset, no match for unknown audio, batches."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+from typer.testing import CliRunner
+
+from simlib import api, audio, example_library
+from simlib.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, example_lib):
+    """A home with the example library scanned by the shipped models."""
+    home = tmp_path_factory.mktemp("identify-home")
+    report = api.scan([example_lib], home=home, workers=1)
+    assert report.analysed == 24
+    return home
+
+
+def write_clip(path, source, start_s, seconds, noise_db=None, seed=0):
+    samples = audio.decode(source, start_s, seconds)
+    if noise_db is not None:
+        rng = np.random.default_rng(seed)
+        noise = rng.standard_normal(samples.size).astype(np.float32)
+        noise *= np.sqrt(np.mean(samples**2) / 10 ** (noise_db / 10)) / noise.std()
+        samples = samples + noise
+    soundfile.write(path, samples, audio.ANALYSIS_RATE_HZ)
+    return path
+
+
+def test_clips_are_found_with_their_offset(indexed, example_lib, tmp_path):
+    sources = sorted(example_lib.rglob("*.*"))[::5]
+    clips = [
+        write_clip(tmp_path / f"clip{i}.wav", src, 1.5 + i % 3, 4.0, noise_db=15, seed=i)
+        for i, src in enumerate(sources)
+    ]
+    results = api.identify(clips, home=indexed)
+    assert [r.query for r in results] == [str(c) for c in clips]
+    for i, (result, source) in enumerate(zip(results, sources, strict=True)):
+        assert result.match is not None, result
+        assert result.match["path"] == str(source)
+        assert abs(result.match["offset_s"] - (1.5 + i % 3)) < 0.6
+        assert 0.5 <= result.match["confidence"] <= 1.0
+
+
+def test_unknown_audio_is_no_match(indexed, tmp_path):
+    style = example_library.AlbumStyle(
+        artist="Nobody",
+        album="Unheard",
+        genre=[],
+        year=2000,
+        bpm=133.0,
+        root_midi=57,
+        scale="dorian",
+        harmonics=(0.2, 0.9, 0.1, 0.6),
+        attack_s=0.02,
+        decay_s=0.3,
+        percussion=0.5,
+    )
+    unknown = tmp_path / "unknown.wav"
+    soundfile.write(unknown, example_library.synthesize(style, 99, 5.0, 16000), 16000)
+    noise = tmp_path / "noise.wav"
+    soundfile.write(noise, np.random.default_rng(1).standard_normal(80000) * 0.1, 16000)
+    for result in api.identify([unknown, noise], home=indexed):
+        assert result.match is None and result.error is None
+
+
+def test_bad_clips_get_an_error_and_do_not_stop_the_batch(indexed, example_lib, tmp_path):
+    good = write_clip(tmp_path / "good.wav", sorted(example_lib.rglob("*.flac"))[0], 2.0, 5.0)
+    text = tmp_path / "text.wav"
+    text.write_text("not audio")
+    result = runner.invoke(
+        app,
+        [
+            "identify",
+            str(text),
+            str(good),
+            str(tmp_path / "missing.wav"),
+            "--json",
+            "--home",
+            str(indexed),
+        ],
+    )
+    assert result.exit_code == 0
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["query"] for line in lines] == [
+        str(text),
+        str(good),
+        str(tmp_path / "missing.wav"),
+    ]
+    assert "error" in lines[0] and lines[0]["match"] is None
+    assert lines[1]["match"]["path"].endswith(".flac") and "error" not in lines[1]
+    assert set(lines[1]["match"]) == {"path", "title", "artist", "album", "offset_s", "confidence"}
+    assert lines[2]["error"] == "no such file or directory"
+
+
+def test_top_k_and_stdin_in_a_real_subprocess(indexed, example_lib, tmp_path):
+    source = sorted(example_lib.rglob("*.m4a"))[0]
+    clip = write_clip(tmp_path / "clip.wav", source, 2.0, 5.0)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "simlib",
+            "identify",
+            "-",
+            "--json",
+            "--top",
+            "1",
+            "--home",
+            str(indexed),
+        ],
+        input=clip.read_bytes(),
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    line = json.loads(done.stdout)
+    assert line["query"] == "-" and line["match"]["path"] == str(source)
+    assert len(line["candidates"]) == 1
+
+
+def test_identify_before_any_scan_is_a_clear_error(home):
+    result = runner.invoke(app, ["identify", "x.wav"])
+    assert result.exit_code == 1 and "run `simlib scan" in result.stderr

@@ -1,0 +1,73 @@
+"""`simlib similar`: JSON shape, self-exclusion, filters, outside files, blend, bad input."""
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from simlib import api
+from simlib.cli import app
+from simlib.tags import read_tags
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, example_lib):
+    home = tmp_path_factory.mktemp("similar-home")
+    assert api.scan([example_lib], home=home, workers=1).analysed == 24
+    return home
+
+
+def test_json_shape_and_the_query_is_never_its_own_result(indexed, example_lib):
+    queries = sorted(example_lib.rglob("*.mp3"))[:2]
+    result = runner.invoke(
+        app, ["similar", *map(str, queries), "-n", "5", "--json", "--home", str(indexed)]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["query"] for line in lines] == [str(q) for q in queries]
+    for line, query in zip(lines, queries, strict=True):
+        assert len(line["results"]) == 5
+        assert str(query) not in {r["path"] for r in line["results"]}
+        assert set(line["results"][0]) == {"path", "title", "artist", "album", "score"}
+        scores = [r["score"] for r in line["results"]]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_exclusion_flags(indexed, example_lib):
+    query = sorted(example_lib.rglob("*.flac"))[0]
+    tags = read_tags(query)
+    [by_artist] = api.similar([query], home=indexed, n=20, exclude_artist=True)
+    assert len(by_artist.results) == 20  # 24 tracks - 4 of this artist
+    assert all(r["artist"] != tags.artist for r in by_artist.results)
+    [by_album] = api.similar([query], home=indexed, n=30, exclude_album=True)
+    assert len(by_album.results) == 22
+    assert all(r["album"] != tags.album for r in by_album.results)
+
+
+def test_a_file_outside_the_library_is_embedded_on_the_fly(indexed, example_lib, tmp_path):
+    source = sorted(example_lib.rglob("*.ogg"))[0]
+    outside = tmp_path / "outside.ogg"
+    shutil.copy2(source, outside)
+    [inside] = api.similar([source], home=indexed, n=5)
+    [copy] = api.similar([outside], home=indexed, n=5)
+    assert [r["path"] for r in copy.results] == [r["path"] for r in inside.results]
+    assert str(source) not in {r["path"] for r in copy.results}  # same audio: excluded
+
+
+def test_blend_gives_one_list_without_any_seed(indexed, example_lib):
+    seeds = sorted(example_lib.rglob("*.m4a"))[:3]
+    [blended] = api.similar(seeds, home=indexed, n=10, blend=True)
+    assert len(blended.results) == 10
+    assert not {str(s) for s in seeds} & {r["path"] for r in blended.results}
+
+
+def test_bad_input_gets_an_error_and_the_others_are_answered(indexed, example_lib, tmp_path):
+    text = tmp_path / "bad.mp3"
+    text.write_text("not audio")
+    good = sorted(example_lib.rglob("*.wav"))[0]
+    results = api.similar([text, good], home=indexed, n=3)
+    assert results[0].error and results[0].results == []
+    assert results[1].error is None and len(results[1].results) == 3
