@@ -7,8 +7,9 @@ The Python API (the CLI and the plugins call nothing else):
     simlib.identify(["clip.wav"])            # which track is this, and where in it?
     simlib.similar(["song.mp3"], n=10)       # tracks that sound like this one
     simlib.status()                          # counts, failures, index freshness
+    simlib.watch(["~/Music"])                # follow changes until stopped
 """
 
-from simlib.api import identify, open_catalog, scan, similar, status
+from simlib.api import identify, open_catalog, scan, similar, status, watch
 
-__all__ = ["identify", "open_catalog", "scan", "similar", "status"]
+__all__ = ["identify", "open_catalog", "scan", "similar", "status", "watch"]

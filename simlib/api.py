@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from simlib.identify import IdentifyResult, identify_clips
 from simlib.scan import Progress, ScanReport
 from simlib.scan import scan as scan_catalog
 from simlib.similar import SimilarResult, similar_tracks
+from simlib.watch import Watcher, WatchSettings
+from simlib.writer_lock import writer_lock
 
 
 def open_catalog(home: Path | str | None = None) -> Catalog:
@@ -28,21 +31,25 @@ def scan(
     follow_symlinks: bool | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
+    on_wait: Callable[[str], None] | None = None,
 ) -> ScanReport:
-    """Scan library folders (all registered ones if none are given); see `simlib.scan`."""
+    """Scan library folders (all registered ones if none are given); see `simlib.scan`.
+
+    Waits (telling `on_wait`) while another scan or a watcher is writing.
+    """
     catalog = open_catalog(home)
     settings = Settings.load(catalog.home)
+    follow = settings.follow_symlinks if follow_symlinks is None else follow_symlinks
     try:
-        return scan_catalog(
-            catalog,
-            [Path(d) for d in dirs],
-            partial(load_embedders, catalog.home),
-            follow_symlinks=settings.follow_symlinks
-            if follow_symlinks is None
-            else follow_symlinks,
-            workers=workers or settings.worker_count(),
-            progress=progress,
-        )
+        with writer_lock(catalog.home, on_wait):
+            return scan_catalog(
+                catalog,
+                [Path(d) for d in dirs],
+                partial(load_embedders, catalog.home),
+                follow_symlinks=follow,
+                workers=workers or settings.worker_count(),
+                progress=progress,
+            )
     except sqlite3.Error as error:
         raise SimlibError(f"cannot write the catalog at {catalog.path}: {error}") from error
     finally:
@@ -108,5 +115,41 @@ def similar(
             exclude_album=exclude_album,
             blend=blend,
         )
+    finally:
+        catalog.close()
+
+
+def watch(
+    dirs: Sequence[Path | str] = (),
+    *,
+    home: Path | str | None = None,
+    workers: int | None = None,
+    follow_symlinks: bool | None = None,
+    settings: WatchSettings | None = None,
+    log: Callable[[dict], None] | None = None,
+    on_tick: Callable[[dict], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Keep the catalog and indexes current until `stop` is set (or Ctrl-C); see `simlib.watch`.
+
+    `log` receives one dict per event (batch, indexes-rebuilt, root-missing, ...);
+    `on_tick` a status snapshot several times a second.
+    """
+    catalog = open_catalog(home)
+    config = Settings.load(catalog.home)
+    watcher = Watcher(
+        catalog,
+        [Path(d) for d in dirs],
+        partial(load_embedders, catalog.home),
+        workers=workers or config.worker_count(),
+        follow_symlinks=config.follow_symlinks if follow_symlinks is None else follow_symlinks,
+        settings=settings,
+        log=log,
+        on_tick=on_tick,
+    )
+    try:
+        watcher.run(stop or threading.Event())
+    except sqlite3.Error as error:
+        raise SimlibError(f"cannot write the catalog at {catalog.path}: {error}") from error
     finally:
         catalog.close()

@@ -111,7 +111,15 @@ def _migrate_v1(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO meta VALUES ('generation', '0')")
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_v1]
+def _migrate_v2(db: sqlite_utils.Database) -> None:
+    """Remember when each track's analysis was written, so queries can merge what the
+    indexes do not hold yet (tracks analysed after an index's generation)."""
+    db["tracks"].add_column("analysis_generation", int)
+    db.execute("UPDATE tracks SET analysis_generation = 0")
+    db["tracks"].create_index(["analysis_generation"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_v1, _migrate_v2]
 """MIGRATIONS[i] takes the schema from version i to i + 1 (PRAGMA user_version)."""
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -145,7 +153,9 @@ class Catalog:
         self.path = home / CATALOG_NAME
         try:
             home.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )  # used by one thread at a time, not necessarily the one that opened it
             self.db = sqlite_utils.Database(conn)
             self.db.execute("PRAGMA foreign_keys = ON")
             self.db.execute("PRAGMA synchronous = NORMAL")  # WAL: consistent after a crash
@@ -176,9 +186,17 @@ class Catalog:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return int(row[0])
 
-    def _bump(self) -> None:
+    def _bump(self) -> int:
         self.db.execute(
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
+        )
+        return self.generation
+
+    def _bump_analysis(self, track_id: int) -> None:
+        """A new generation in which this track's analysis outputs changed."""
+        generation = self._bump()
+        self.db.execute(
+            "UPDATE tracks SET analysis_generation = ? WHERE id = ?", [generation, track_id]
         )
 
     # -- roots ------------------------------------------------------------------
@@ -297,7 +315,7 @@ class Catalog:
             values.update(audio, status="ok", error=None, analysed_at=values["updated_at"])
             track_id = self._upsert(values)
             self._put_outputs(track_id, outputs)
-            self._bump()
+            self._bump_analysis(track_id)
         return track_id
 
     def _put_outputs(self, track_id: int, outputs: dict[str, tuple[str, np.ndarray | Segments]]):
@@ -360,7 +378,7 @@ class Catalog:
                     f" FROM {table} WHERE track_id = ?",
                     [track_id, source_id],
                 )
-            self._bump()
+            self._bump_analysis(track_id)
         return track_id
 
     def delete_tracks(self, track_ids: Iterable[int]) -> int:
@@ -377,13 +395,15 @@ class Catalog:
 
     # -- analysis outputs for the indexes -----------------------------------------
 
-    def vectors(self, model: str) -> tuple[np.ndarray, np.ndarray]:
-        """(track ids, (n, dim) matrix) of every ok track's `model` embedding."""
+    def vectors(self, model: str, since: int = -1) -> tuple[np.ndarray, np.ndarray]:
+        """(track ids, (n, dim) matrix) of every ok track's `model` embedding, or of
+        those analysed after generation `since`."""
         ids, rows = [], []
         for track_id, blob in self.db.execute(
             "SELECT e.track_id, e.vector FROM embeddings e JOIN tracks t ON t.id = e.track_id"
-            " WHERE e.model = ? AND t.status = 'ok' ORDER BY e.track_id",
-            [model],
+            " WHERE e.model = ? AND t.status = 'ok' AND t.analysis_generation > ?"
+            " ORDER BY e.track_id",
+            [model, since],
         ):
             ids.append(track_id)
             rows.append(_blob_array(blob))
@@ -410,13 +430,14 @@ class Catalog:
         )
         return {track_id} | {row[0] for row in rows}
 
-    def segments(self, model: str) -> Iterator[tuple[int, Segments]]:
-        """(track id, Segments) of every ok track's `model` fingerprints, by track id."""
+    def segments(self, model: str, since: int = -1) -> Iterator[tuple[int, Segments]]:
+        """(track id, Segments) of every ok track's `model` fingerprints by track id, or
+        of those analysed after generation `since`."""
         for track_id, start_s, vectors in self.db.execute(
             "SELECT f.track_id, f.start_s, f.vectors FROM fingerprints f"
             " JOIN tracks t ON t.id = f.track_id WHERE f.model = ? AND t.status = 'ok'"
-            " ORDER BY f.track_id",
-            [model],
+            " AND t.analysis_generation > ? ORDER BY f.track_id",
+            [model, since],
         ):
             yield track_id, Segments(_blob_array(start_s), _blob_array(vectors))
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
+from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated
@@ -249,6 +252,58 @@ def similar(
                 f"({r['album'] or '?'})  [{r['path']}]"
             )
     _report_errors(results)
+
+
+def _describe_event(event: dict) -> str:
+    kind = event["event"]
+    if kind in ("batch", "reconciled", "root-returned"):
+        counts = ", ".join(
+            f"{event[k]} {k}" for k in ("analysed", "reused", "removed", "failed") if event.get(k)
+        )
+        where = f" {event['root']}" if "root" in event else ""
+        return f"{kind}{where}: {counts or 'nothing new'}"
+    if kind == "indexes-rebuilt":
+        return f"indexes rebuilt: {', '.join(event['indexes']) or 'none'}"
+    if kind == "watching":
+        return f"watching {', '.join(event['roots'])}"
+    if kind == "root-missing":
+        return f"library folder missing (kept as is until it returns): {event['root']}"
+    return event.get("message", kind)
+
+
+@app.command()
+def watch(
+    dirs: Annotated[
+        list[Path] | None, typer.Argument(help="Folders to follow (default: all registered).")
+    ] = None,
+    home: HomeOption = None,
+    workers: Annotated[int | None, typer.Option(help="Analysis processes.")] = None,
+    json_log: Annotated[bool, typer.Option("--json-log", help="One JSON line per event.")] = False,
+) -> None:
+    """Keep the catalog and indexes current as files come and go (Ctrl-C stops)."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    status_line = err.status("starting", spinner="dots") if not json_log else nullcontext()
+
+    def log(event: dict) -> None:
+        event = {"time": datetime.now().isoformat(timespec="seconds"), **event}
+        if json_log:
+            print_json(event)
+        else:
+            say(f"{event['time']} {_describe_event(event)}", err)
+
+    def on_tick(snapshot: dict) -> None:
+        if not json_log:
+            status_line.update(
+                f"watching: {snapshot['settling']} settling, {snapshot['queued']} queued, "
+                f"{snapshot['removals']} removals pending"
+            )
+
+    with user_errors(), status_line:
+        try:
+            api.watch(dirs or [], home=home, workers=workers, log=log, on_tick=on_tick, stop=stop)
+        except KeyboardInterrupt:
+            stop.set()
 
 
 PLUGIN_GROUP = "simlib.cli"

@@ -3,7 +3,8 @@
 A clip is decoded, cut into fingerprint segments every `query_hop_s`, each
 segment looks up its nearest library segments, and the hits vote for
 (track, offset); see `simlib.matching`. Tracks deleted from the catalog since
-the index was built are dropped from the answers.
+the index was built are dropped from the answers, and tracks analysed since
+are searched exactly, so answers are current before the index is rebuilt.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from simlib import audio, features, matching
 from simlib.catalog import Catalog
 from simlib.config import SimlibError
 from simlib.embedders import FINGERPRINT
 from simlib.fingerprint import FingerprintModel
 from simlib.fingerprint_index import FingerprintIndex
-from simlib.types import Match, Track
+from simlib.types import Match, Segments, Track
 
 NEIGHBOURS = 10
 """Nearest library segments looked up per query segment."""
@@ -55,6 +58,48 @@ def describe(track: Track, match: Match) -> dict:
     }
 
 
+@dataclass
+class FreshSegments:
+    """Fingerprints of tracks analysed after the index was built, searched exactly.
+
+    Until the next rebuild these tracks' entries in the Annoy index are missing
+    (new tracks) or stale (changed audio), so their index hits are replaced by
+    hits from a brute-force search over their current segments.
+    """
+
+    track_id: np.ndarray
+    start_s: np.ndarray
+    vectors: np.ndarray
+
+    @classmethod
+    def load(cls, catalog: Catalog, index_generation: int) -> FreshSegments:
+        rows = list(catalog.segments(FINGERPRINT, since=index_generation))
+        if not rows:
+            return cls(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((0, 1), np.float32))
+        return cls(
+            np.concatenate([np.full(len(s), i, np.int64) for i, s in rows]),
+            np.concatenate([s.start_s for _, s in rows]).astype(np.float32),
+            np.concatenate([s.vectors for _, s in rows]).astype(np.float32),
+        )
+
+    def merge(self, hits: matching.Hits, query: Segments) -> matching.Hits:
+        if self.track_id.size == 0 or len(query) == 0:
+            return hits
+        keep = ~np.isin(hits.track_id, self.track_id)
+        similarity = query.vectors.astype(np.float32) @ self.vectors.T
+        k = min(NEIGHBOURS, self.track_id.size)
+        best = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
+        rows = np.repeat(np.arange(len(query)), k)
+        cols = best.reshape(-1)
+        return matching.Hits(
+            query_s=np.concatenate([hits.query_s[keep], query.start_s[rows]]),
+            track_id=np.concatenate([hits.track_id[keep], self.track_id[cols]]),
+            db_s=np.concatenate([hits.db_s[keep], self.start_s[cols]]),
+            similarity=np.concatenate([hits.similarity[keep], similarity[rows, cols]]),
+            n_query=hits.n_query,
+        )
+
+
 class Identifier:
     """A loaded model and an open index, reused for every clip of a call."""
 
@@ -67,12 +112,13 @@ class Identifier:
         self.catalog = catalog
         self.model = model
         self.index = FingerprintIndex.open(Path(info["path"]))
+        self.fresh = FreshSegments.load(catalog, info["generation"])
 
     def matches(self, source: audio.AudioSource, top: int, min_confidence: float) -> list[Match]:
         """Ranked matches of one clip (a path or a binary file object)."""
         mel = features.log_mel_stream(audio.stream(source))
         segments = self.model.embed(mel, self.model.query_hop_s)
-        hits = self.index.search(segments, k=NEIGHBOURS)
+        hits = self.fresh.merge(self.index.search(segments, k=NEIGHBOURS), segments)
         return matching.vote(
             hits, calibration=self.model.calibration, threshold=min_confidence, limit=top
         )

@@ -132,8 +132,12 @@ def _error_state(path: Path) -> FileState:
         return FileState(str(path), 0, 0)
 
 
-class _Scan:
-    """The state of one scan run: which files are where, and what to do with them."""
+Root = tuple[int, Path, bool]
+"""(root id, folder, follow symlinks)."""
+
+
+class Sync:
+    """One pass of bringing the catalog in line with files: plan, then `apply`."""
 
     def __init__(self, catalog: Catalog, embedders: list[Embedder], progress: Progress | None):
         self.catalog = catalog
@@ -146,8 +150,17 @@ class _Scan:
     def _is_current(self, known: KnownTrack) -> bool:
         return known.status == "ok" and known.versions == self.versions
 
-    def plan(self, roots: list[tuple[int, Path, bool]]) -> tuple[list[Path], dict[str, KnownTrack]]:
-        """Files to inspect, and the catalogued tracks whose files were not found."""
+    def _needs_work(self, path: Path, before: KnownTrack | None) -> bool:
+        try:
+            stat = path.stat()
+        except OSError:
+            return True  # e.g. a symlink loop: recorded as an error
+        if before is None or (before.size, before.mtime_ns) != (stat.st_size, stat.st_mtime_ns):
+            return True
+        return not (before.status == "error" or self._is_current(before))
+
+    def plan(self, roots: list[Root]) -> tuple[list[Path], dict[str, KnownTrack]]:
+        """Walk the roots: files to inspect, and catalogued tracks whose files are gone."""
         todo: list[Path] = []
         missing: dict[str, KnownTrack] = {}
         for root_id, root, follow in roots:
@@ -155,25 +168,41 @@ class _Scan:
             self.known.update(known)
             found: set[str] = set()
             for path in walk(root, follow):
-                key = str(path)
-                found.add(key)
-                self.root_of[key] = root_id
+                found.add(str(path))
+                self.root_of[str(path)] = root_id
                 self.report.files += 1
-                before = known.get(key)
-                try:
-                    stat = path.stat()
-                except OSError:
+                if self._needs_work(path, known.get(str(path))):
                     todo.append(path)
-                    continue
-                same_file = before and (before.size, before.mtime_ns) == (
-                    stat.st_size,
-                    stat.st_mtime_ns,
-                )
-                if same_file and (before.status == "error" or self._is_current(before)):
-                    self.report.unchanged += 1
                 else:
-                    todo.append(path)
+                    self.report.unchanged += 1
             missing.update({p: k for p, k in known.items() if p not in found})
+        return todo, missing
+
+    def plan_changes(
+        self, roots: list[Root], changed: set[Path], removed: set[Path]
+    ) -> tuple[list[Path], dict[str, KnownTrack]]:
+        """Plan from file-system events: `changed` files or folders, `removed` paths."""
+        todo: list[Path] = []
+        missing: dict[str, KnownTrack] = {}
+        for root_id, root, follow in roots:
+            known = self.catalog.known_tracks(root_id)
+            self.known.update(known)
+            for gone in (p for p in removed if p.is_relative_to(root)):
+                prefix = str(gone) + os.sep
+                for path, track in known.items():
+                    if (path == str(gone) or path.startswith(prefix)) and not os.path.lexists(path):
+                        missing[path] = track
+            for item in (p for p in changed if p.is_relative_to(root)):
+                paths = walk(item, follow) if item.is_dir() else [item]
+                for path in paths:
+                    if not is_candidate(path.name) or not path.exists():
+                        continue
+                    self.root_of[str(path)] = root_id
+                    self.report.files += 1
+                    if self._needs_work(path, known.get(str(path))):
+                        todo.append(path)
+                    else:
+                        self.report.unchanged += 1
         return todo, missing
 
     def fail(self, state: FileState, reason: str) -> None:
@@ -204,6 +233,71 @@ class _Scan:
             return True
         return False
 
+    def apply(
+        self, pool: WorkerPool, todo: list[Path], missing: dict[str, KnownTrack]
+    ) -> ScanReport:
+        """Inspect, reuse, analyse and forget; every track is committed as it is done."""
+        report = self.report
+        to_analyse: list[tuple[Path, AudioInfo]] = []
+        for done, (path, result) in enumerate(pool.map(_inspect, todo), 1):
+            self.progress("inspect", done, len(todo), 0.0)
+            if result is None:
+                continue  # vanished since it was seen
+            if isinstance(result, WorkerCrash):
+                self.fail(_error_state(path), str(result))
+                continue
+            state, info = result
+            if isinstance(info, str):
+                self.fail(state, info)
+            elif self.reuse(state, info.content_hash, missing):
+                report.reused += 1
+            else:
+                to_analyse.append((path, info))
+
+        for done, ((path, _info), result) in enumerate(pool.map(_analyse, to_analyse), 1):
+            if isinstance(result, Analysis):
+                self.catalog.write_analysis(
+                    result.state,
+                    self.root_of[str(path)],
+                    result.tags,
+                    result.audio_columns(),
+                    result.outputs,
+                )
+                report.analysed += 1
+                report.audio_s += result.duration_s
+            elif isinstance(result, (str, WorkerCrash)):
+                self.fail(_error_state(path), str(result))
+            elif str(path) in self.known:
+                missing[str(path)] = self.known[str(path)]
+            self.progress("analyse", done, len(to_analyse), report.audio_s)
+        report.removed += self.catalog.delete_tracks(k.id for k in missing.values())
+        return report
+
+
+def resolve_roots(
+    catalog: Catalog, dirs: list[Path], follow_symlinks: bool
+) -> tuple[list[Root], list[str]]:
+    """Register `dirs` (or take every registered root): (present roots, missing folders)."""
+    roots: list[Root] = []
+    missing: list[str] = []
+    if dirs:
+        for folder in dirs:
+            path = Path(folder).expanduser().absolute()
+            if not path.is_dir():
+                raise SimlibError(f"not a folder: {folder}")
+            path = path.resolve()
+            roots.append((catalog.add_root(path, follow_symlinks), path, follow_symlinks))
+        return roots, missing
+    for row in catalog.roots():
+        path = Path(row["path"])
+        if path.is_dir():
+            roots.append((row["id"], path, bool(row["follow_symlinks"])))
+        else:
+            missing.append(row["path"])  # unmounted? keep its tracks
+    if not roots and not missing:
+        raise SimlibError("no library folders yet: run `simlib scan DIR`")
+    return roots, missing
+
 
 def scan(
     catalog: Catalog,
@@ -213,71 +307,27 @@ def scan(
     follow_symlinks: bool = False,
     workers: int = 1,
     progress: Progress | None = None,
+    pool: WorkerPool | None = None,
 ) -> ScanReport:
-    """Scan `dirs` (all registered roots if empty) into `catalog`; see the module doc."""
+    """Scan `dirs` (all registered roots if empty) into `catalog`; see the module doc.
+
+    `pool` lets a long-running caller (the watcher) reuse its worker processes.
+    """
     started = time.monotonic()
     embedders = embedder_factory()
-    run = _Scan(catalog, embedders, progress)
-    report = run.report
-    roots: list[tuple[int, Path, bool]] = []
-    if dirs:
-        for folder in dirs:
-            path = Path(folder).expanduser().absolute()
-            if not path.is_dir():
-                raise SimlibError(f"not a folder: {folder}")
-            path = path.resolve()
-            roots.append((catalog.add_root(path, follow_symlinks), path, follow_symlinks))
+    sync = Sync(catalog, embedders, progress)
+    roots, sync.report.missing_roots = resolve_roots(catalog, dirs, follow_symlinks)
+    sync.report.roots = [str(path) for _, path, _ in roots]
+    todo, missing = sync.plan(roots)
+    if pool is None:
+        with WorkerPool(workers, setup=embedder_factory) as own_pool:
+            report = sync.apply(own_pool, todo, missing)
     else:
-        for row in catalog.roots():
-            path = Path(row["path"])
-            if path.is_dir():
-                roots.append((row["id"], path, bool(row["follow_symlinks"])))
-            else:
-                report.missing_roots.append(row["path"])  # unmounted? keep its tracks
-        if not roots and not report.missing_roots:
-            raise SimlibError("no library folders yet: run `simlib scan DIR`")
-    report.roots = [str(path) for _, path, _ in roots]
-
-    todo, missing = run.plan(roots)
-    to_analyse: list[tuple[Path, AudioInfo]] = []
-    with WorkerPool(workers, setup=embedder_factory) as pool:
-        for done, (path, result) in enumerate(pool.map(_inspect, todo), 1):
-            run.progress("inspect", done, len(todo), 0.0)
-            if result is None:
-                continue  # vanished since the walk
-            if isinstance(result, WorkerCrash):
-                run.fail(_error_state(path), str(result))
-                continue
-            state, info = result
-            if isinstance(info, str):
-                run.fail(state, info)
-            elif run.reuse(state, info.content_hash, missing):
-                report.reused += 1
-            else:
-                to_analyse.append((path, info))
-
-        for done, ((path, _info), result) in enumerate(pool.map(_analyse, to_analyse), 1):
-            if isinstance(result, Analysis):
-                catalog.write_analysis(
-                    result.state,
-                    run.root_of[str(path)],
-                    result.tags,
-                    result.audio_columns(),
-                    result.outputs,
-                )
-                report.analysed += 1
-                report.audio_s += result.duration_s
-            elif isinstance(result, (str, WorkerCrash)):
-                run.fail(_error_state(path), str(result))
-            elif str(path) in run.known:
-                missing[str(path)] = run.known[str(path)]
-            run.progress("analyse", done, len(to_analyse), report.audio_s)
-
-    report.removed = catalog.delete_tracks(k.id for k in missing.values())
+        report = sync.apply(pool, todo, missing)
     for root_id, _, _ in roots:
         catalog.mark_root_scanned(root_id)
     report.indexes = rebuild_indexes(
-        catalog, embedders, lambda d, t: run.progress("index", d, t, 0)
+        catalog, embedders, lambda d, t: sync.progress("index", d, t, 0)
     )
     report.seconds = time.monotonic() - started
     return report

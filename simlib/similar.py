@@ -3,7 +3,9 @@
 A query track is looked up by path in the catalog (its stored embedding is
 used) or, if it is outside the library or not analysed with the current
 model, embedded on the fly. The query itself, and copies of the same audio,
-never appear in its own results.
+never appear in its own results. Tracks analysed after the index was built
+are compared exactly, deleted ones dropped, so answers are current before the
+index is rebuilt.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ class Recommender:
         self.catalog = catalog
         self.model = model
         self.index = TrackIndex(Path(info["path"]), info["dim"] or model.dim)
+        # Tracks analysed after the index was built: searched exactly, their index
+        # entries (missing or stale) ignored.
+        self.fresh_ids, self.fresh_vectors = catalog.vectors(SIMILARITY, since=info["generation"])
 
     def seed(self, query: str) -> Seed:
         """The vector of a library track, or of any audio file embedded now."""
@@ -100,8 +105,15 @@ class Recommender:
         vector /= max(float(np.linalg.norm(vector)), 1e-9)
         excluded = set().union(*(s.exclude_ids for s in seeds))
         wanted = n + len(excluded)
+        fresh = set(self.fresh_ids.tolist())
+        exact = []
+        if fresh:
+            scores = (self.fresh_vectors @ vector).tolist()
+            exact = list(zip(self.fresh_ids.tolist(), scores, strict=True))
         while True:
             found = self.index.nearest(vector, wanted * OVERFETCH)
+            complete = len(found) < wanted * OVERFETCH
+            found = sorted([f for f in found if f[0] not in fresh] + exact, key=lambda f: -f[1])
             tracks = self.catalog.tracks(i for i, _ in found)
             results = []
             for track_id, score in found:
@@ -113,7 +125,7 @@ class Recommender:
                 if exclude_album and any(_same(track.tags.album, s.tags.album) for s in seeds):
                     continue
                 results.append(describe(track, score))
-            if len(results) >= n or len(found) < wanted * OVERFETCH:
+            if len(results) >= n or complete:
                 return results[:n]
             wanted *= 4
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from simlib import example_library
@@ -84,3 +85,20 @@ def run_cli():
         )
 
     return run
+
+
+class MeanMel:
+    """A real (if simple) embedder: the normalised mean log-mel spectrum."""
+
+    name, version, kind = "mean-mel", "1", "track"
+
+    def __init__(self, on_call=None):
+        self.calls = 0
+        self.on_call = on_call
+
+    def embed(self, mel):
+        self.calls += 1
+        if self.on_call:
+            self.on_call(self.calls)
+        vector = mel.mean(axis=0) - mel.mean()
+        return (vector / np.linalg.norm(vector)).astype(np.float32)

@@ -6,29 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import MeanMel
 
 from simlib import api, example_library
 from simlib.catalog import Catalog
 from simlib.config import SimlibError
 from simlib.scan import scan, walk
 from simlib.track_index import TrackIndex
-
-
-class MeanMel:
-    """A real (if simple) embedder: the normalised mean log-mel spectrum."""
-
-    name, version, kind = "mean-mel", "1", "track"
-
-    def __init__(self, on_call=None):
-        self.calls = 0
-        self.on_call = on_call
-
-    def embed(self, mel):
-        self.calls += 1
-        if self.on_call:
-            self.on_call(self.calls)
-        vector = mel.mean(axis=0) - mel.mean()
-        return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 @pytest.fixture

@@ -1,0 +1,270 @@
+"""The watcher, on real file-system events in temporary folders."""
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import MeanMel
+
+from simlib import audio, example_library
+from simlib.catalog import Catalog
+from simlib.watch import Watcher, WatchSettings
+
+FAST = WatchSettings(settle_s=0.4, closed_settle_s=0.1, quiet_s=0.5, tick_s=0.05, batch_size=8)
+
+
+def mean_mel_factory():
+    return [MeanMel()]
+
+
+@pytest.fixture
+def watched(tmp_path, example_lib):
+    """A running in-process watcher over a library of two albums; yields (root, catalog, log)."""
+    root = tmp_path / "music"
+    for album in sorted(p for p in example_lib.glob("*/*") if p.is_dir())[:2]:
+        shutil.copytree(album, root / album.parent.name / album.name)
+    catalog = Catalog(tmp_path / "home")
+    events: list[dict] = []
+    stop = threading.Event()
+    watcher = Watcher(catalog, [root], mean_mel_factory, settings=FAST, log=events.append)
+    thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)
+    thread.start()
+    wait_for(lambda: any(e["event"] == "watching" for e in events))
+    yield root, Catalog(tmp_path / "home"), events
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def rows(catalog):
+    return {
+        Path(path).relative_to(catalog.home.parent / "music").as_posix(): (track_id, status)
+        for track_id, path, status in catalog.db.execute("SELECT id, path, status FROM tracks")
+    }
+
+
+def analysed_at(catalog, track_id):
+    return catalog.db.execute(
+        "SELECT analysed_at, title FROM tracks WHERE id = ?", [track_id]
+    ).fetchone()
+
+
+def test_reconciles_on_start(watched):
+    root, catalog, events = watched
+    assert len(rows(catalog)) == 4
+    assert events[0]["event"] == "reconciled" and events[0]["analysed"] == 4
+
+
+def test_add_retag_modify_rename_delete(watched, example_lib):
+    root, catalog, _ = watched
+    new = root / "new.flac"
+    shutil.copy2(sorted(example_lib.rglob("*.flac"))[-1], new)
+    wait_for(lambda: rows(catalog).get("new.flac", (0, ""))[1] == "ok")
+    track_id = rows(catalog)["new.flac"][0]
+    stamp = analysed_at(catalog, track_id)[0]
+
+    example_library.tag(new, {"title": "Retagged"})
+    wait_for(lambda: analysed_at(catalog, track_id)[1] == "Retagged")
+    assert analysed_at(catalog, track_id)[0] == stamp  # tags only: no re-analysis
+
+    vector = catalog.vector(track_id, "mean-mel")
+    example_library.encode(
+        new, example_library.synthesize(example_library.default_styles()[5], 5, 6.0)
+    )
+    wait_for(lambda: not np.array_equal(catalog.vector(track_id, "mean-mel"), vector))
+
+    new.rename(root / "renamed.flac")
+    wait_for(lambda: "renamed.flac" in rows(catalog) and "new.flac" not in rows(catalog))
+    assert rows(catalog)["renamed.flac"][0] == track_id
+
+    (root / "renamed.flac").unlink()
+    wait_for(lambda: "renamed.flac" not in rows(catalog))
+    assert len(rows(catalog)) == 4
+
+
+def test_moved_folder_keeps_its_analysis(watched):
+    root, catalog, _ = watched
+    before = rows(catalog)
+    artist = next(p for p in root.iterdir() if p.is_dir())
+    artist.rename(root / "Moved Artist")
+    wait_for(lambda: any(k.startswith("Moved Artist/") for k in rows(catalog)))
+    wait_for(lambda: not any(k.startswith(artist.name + "/") for k in rows(catalog)))
+    after = rows(catalog)
+    assert sorted(i for i, _ in after.values()) == sorted(i for i, _ in before.values())
+
+
+def test_slow_copy_is_read_only_when_complete(watched, example_lib):
+    root, catalog, events = watched
+    data = sorted(example_lib.rglob("*.wav"))[0].read_bytes()
+    with open(root / "slow.wav", "wb") as handle:
+        for start in range(0, len(data), len(data) // 8):
+            handle.write(data[start : start + len(data) // 8])
+            handle.flush()
+            time.sleep(0.15)
+    wait_for(lambda: rows(catalog).get("slow.wav", (0, ""))[1] == "ok")
+    assert not any("slow.wav" in str(e.get("errors", {})) for e in events)
+    duration = catalog.db.execute("SELECT duration_s FROM tracks WHERE path LIKE '%slow.wav'")
+    assert duration.fetchone()[0] == pytest.approx(8.0, abs=0.1)
+
+
+def test_partial_download_is_ignored_until_renamed(watched, example_lib):
+    root, catalog, _ = watched
+    part = root / "download.mp3.part"
+    shutil.copy2(sorted(example_lib.rglob("*.mp3"))[0], part)
+    (root / ".hidden.mp3").write_bytes(part.read_bytes())
+    time.sleep(1.0)
+    assert set(rows(catalog)) == set(rows(catalog)) - {"download.mp3.part", ".hidden.mp3"}
+    assert len(rows(catalog)) == 4
+    part.rename(root / "download.mp3")
+    wait_for(lambda: rows(catalog).get("download.mp3", (0, ""))[1] == "ok")
+
+
+def test_a_missing_root_is_kept_and_reattached(watched, tmp_path):
+    root, catalog, events = watched
+    away = tmp_path / "unmounted"
+    root.rename(away)
+    wait_for(lambda: any(e["event"] == "root-missing" for e in events))
+    time.sleep(1.0)
+    assert len(rows(catalog)) == 4  # nothing forgotten
+    away.rename(root)
+    wait_for(lambda: any(e["event"] == "root-returned" for e in events))
+    assert len(rows(catalog)) == 4
+
+
+def test_burst_is_batched(watched, example_lib):
+    root, catalog, events = watched
+    burst = root / "burst"
+    burst.mkdir()
+    sources = sorted(p for p in example_lib.rglob("*.*") if p.is_file())
+    for index, source in enumerate(sources):
+        shutil.copy2(source, burst / f"{index:02d}{source.suffix}")
+    wait_for(lambda: len(rows(catalog)) == 4 + len(sources), timeout=60)
+    batches = [e for e in events if e["event"] == "batch"]
+    assert sum(e["reused"] for e in batches) == 4  # copies of watched tracks: not re-analysed
+    assert sum(e["analysed"] for e in batches) == len(sources) - 4
+    assert len(batches) >= 3 and all(e["analysed"] + e["reused"] <= 8 for e in batches)
+
+
+def cli(*args):
+    return [sys.executable, "-m", "simlib", *map(str, args)]
+
+
+def test_kill_9_during_ingest_then_restart_is_consistent(tmp_path, example_lib):
+    root = tmp_path / "music"
+    root.mkdir()
+    home = tmp_path / "home"
+    env = {**os.environ, "SIMLIB_HOME": str(home)}
+    watcher = subprocess.Popen(
+        cli("watch", root, "--json-log", "--workers", "1"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert json.loads(watcher.stdout.readline())["event"] in ("reconciled", "watching")
+    sources = sorted(p for p in example_lib.rglob("*.*") if p.is_file())
+    for source in sources:
+        shutil.copytree(source.parent, root / source.parent.name, dirs_exist_ok=True)
+    db = home / "catalog.db"
+    wait_for(
+        lambda: sqlite3.connect(db).execute("SELECT COUNT(*) FROM tracks").fetchone()[0] >= 2,
+        timeout=120,
+    )
+    watcher.send_signal(signal.SIGKILL)
+    watcher.wait(timeout=10)
+    assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    restarted = subprocess.Popen(
+        cli("watch", "--json-log", "--workers", "1"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        first = json.loads(restarted.stdout.readline())
+        assert first["event"] == "reconciled"
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(timeout=30)
+    catalog = Catalog(home)
+    on_disk = {str(p) for p in root.rglob("*.*") if p.is_file()}
+    tracks = {
+        path: status for path, status in catalog.db.execute("SELECT path, status FROM tracks")
+    }
+    assert set(tracks) == on_disk and set(tracks.values()) == {"ok"}
+    summary = catalog.summary()
+    assert all(index["fresh"] for index in summary["indexes"]) and len(summary["indexes"]) == 2
+    for index in summary["indexes"]:
+        assert index["tracks"] == len(on_disk)
+
+
+def test_concurrent_readers_never_fail_during_ingest_and_rebuilds(tmp_path, example_lib):
+    root = tmp_path / "music"
+    albums = sorted(p for p in example_lib.glob("*/*") if p.is_dir())
+    shutil.copytree(albums[0], root / "first")
+    home = tmp_path / "home"
+    env = {**os.environ, "SIMLIB_HOME": str(home)}
+    watcher = subprocess.Popen(
+        cli("watch", root, "--json-log", "--workers", "1"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    clip = tmp_path / "clip.wav"
+    import soundfile
+
+    soundfile.write(clip, audio.decode(sorted((root / "first").iterdir())[0], 1.0, 4.0), 16000)
+    reader = (
+        "import sys, simlib\n"
+        "errors = 0\n"
+        "for _ in range(int(sys.argv[1])):\n"
+        "    try:\n"
+        "        r = simlib.identify([sys.argv[2]])[0]\n"
+        "        assert r.error is None and r.match is not None, r\n"
+        "        s = simlib.similar([sys.argv[2]], n=3)[0]\n"
+        "        assert s.error is None and s.results, s\n"
+        "    except Exception as error:\n"
+        "        errors += 1; print(repr(error), file=sys.stderr)\n"
+        "print(errors)\n"
+    )
+    try:
+        assert json.loads(watcher.stdout.readline())["event"] == "reconciled"
+        readers = [
+            subprocess.Popen(
+                [sys.executable, "-c", reader, "15", str(clip)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        for index, album in enumerate(albums[1:6]):
+            shutil.copytree(album, root / f"album{index}")
+            time.sleep(0.7)
+        outputs = [r.communicate(timeout=300) for r in readers]
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        watcher.wait(timeout=30)
+    for out, err in outputs:
+        assert out.strip() == "0", err
