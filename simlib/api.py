@@ -5,12 +5,21 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 from simlib.catalog import Catalog
 from simlib.config import Settings, SimlibError, resolve_home
-from simlib.embedders import load_embedders, load_fingerprint_model, load_similarity_model
+from simlib.embedders import (
+    FINGERPRINT,
+    SIMILARITY,
+    load_embedders,
+    load_fingerprint_model,
+    load_similarity_model,
+    local_weights,
+    weights_in_use,
+)
 from simlib.identify import IdentifyResult, identify_clips
 from simlib.scan import Progress, ScanReport
 from simlib.scan import scan as scan_catalog
@@ -153,3 +162,62 @@ def watch(
         raise SimlibError(f"cannot write the catalog at {catalog.path}: {error}") from error
     finally:
         catalog.close()
+
+
+def train(
+    kind: str,
+    *,
+    home: Path | str | None = None,
+    minutes: float = 20.0,
+    noise_dir: Path | None = None,
+    progress: Callable[[dict], None] | None = None,
+    rescan: bool = True,
+) -> dict:
+    """Fine-tune a model on this library, then re-embed the library with it.
+
+    `kind` is "fingerprint" (needs no labels; `noise_dir` holds speech/ and
+    ambient/ WAV clips mixed into the training views) or "similarity" (pairs
+    from the tracks' tags; untagged tracks give none). Training starts from
+    the weights in use, resumes after an interruption, and saves to
+    `$SIMLIB_HOME/models/<kind>.pt`, which from then on replaces the shipped
+    weights for this home. `progress` gets a dict per update. Returns metrics.
+    """
+    catalog = open_catalog(home)
+    try:
+        tracks = catalog.library()
+        start_from = weights_in_use(catalog.home, kind)
+        out_path = local_weights(catalog.home, kind)
+    finally:
+        catalog.close()
+    if not tracks:
+        raise SimlibError("the library is empty: run `simlib scan DIR` first")
+    report = progress or (lambda _update: None)
+    if kind == FINGERPRINT:
+        from simlib.train.fingerprint_trainer import train_fingerprint
+
+        metrics = train_fingerprint(
+            [Path(t.path) for t in tracks],
+            noise_dir,
+            out_path,
+            minutes=minutes,
+            init_weights=start_from,
+            progress=lambda step, total, loss: report({"step": step, "total": total, "loss": loss}),
+        )
+    elif kind == SIMILARITY:
+        from simlib.train.similarity_trainer import train_similarity
+
+        metrics = asdict(
+            train_similarity(
+                [(Path(t.path), t.tags) for t in tracks],
+                out_path,
+                minutes=minutes,
+                init_weights=start_from,
+                cache_dir=resolve_home(home) / "cache" / "similarity",
+                progress=lambda update: report(asdict(update)),
+            )
+        )
+    else:
+        raise SimlibError(f"unknown model {kind!r}: train fingerprint or similarity")
+    if rescan:
+        metrics["rescan"] = scan(home=home).as_dict()
+    return metrics

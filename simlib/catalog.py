@@ -272,6 +272,12 @@ class Catalog:
         ).fetchone()
         return self.track(row[0]) if row else None
 
+    def library(self) -> list[Track]:
+        """Every analysed track, by id."""
+        return [
+            _row_track(row) for row in self.db["tracks"].rows_where("status = 'ok'", order_by="id")
+        ]
+
     def tracks(self, track_ids: Iterable[int]) -> dict[int, Track]:
         """Tracks by id; ids not in the catalog are left out."""
         ids = sorted(set(int(i) for i in track_ids))

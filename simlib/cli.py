@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+import time
 from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from importlib.metadata import entry_points
@@ -252,6 +253,45 @@ def similar(
                 f"({r['album'] or '?'})  [{r['path']}]"
             )
     _report_errors(results)
+
+
+@app.command()
+def train(
+    model: Annotated[str, typer.Argument(help="fingerprint or similarity")],
+    home: HomeOption = None,
+    minutes: Annotated[float, typer.Option(help="Training time budget.")] = 20.0,
+    noise: Annotated[
+        Path | None,
+        typer.Option(help="Folder with speech/ and ambient/ WAV clips (fingerprint only)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Fine-tune a model on your library (resumable), then re-embed the library."""
+    bar = Progress(
+        TextColumn("training {task.fields[model]}"),
+        BarColumn(),
+        TimeRemainingColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}  {task.fields[rate]}"),
+        console=err,
+        disable=as_json,
+    )
+    task = bar.add_task("train", total=minutes * 60, model=model, loss=float("nan"), rate="")
+    started = time.monotonic()
+
+    def progress(update: dict) -> None:
+        rate = f"{update['pairs_per_s']:.0f} pairs/s" if "pairs_per_s" in update else ""
+        bar.update(task, completed=time.monotonic() - started, loss=update["loss"], rate=rate)
+
+    with user_errors(), bar:
+        metrics = api.train(model, home=home, minutes=minutes, noise_dir=noise, progress=progress)
+    if as_json:
+        print_json(metrics)
+        return
+    for key, value in metrics.items():
+        if key != "rescan":
+            say(f"{key:22} {value:.4f}" if isinstance(value, float) else f"{key:22} {value}")
+    rescan = metrics.get("rescan", {})
+    say(f"library re-embedded: {rescan.get('analysed', 0)} tracks")
 
 
 def _describe_event(event: dict) -> str:

@@ -188,10 +188,14 @@ class Sync:
             known = self.catalog.known_tracks(root_id)
             self.known.update(known)
             for gone in (p for p in removed if p.is_relative_to(root)):
-                prefix = str(gone) + os.sep
-                for path, track in known.items():
-                    if (path == str(gone) or path.startswith(prefix)) and not os.path.lexists(path):
-                        missing[path] = track
+                if str(gone) in known:  # a file
+                    matches = [str(gone)]
+                else:  # a folder: every track below it
+                    prefix = str(gone) + os.sep
+                    matches = [path for path in known if path.startswith(prefix)]
+                for path in matches:
+                    if not os.path.lexists(path):
+                        missing[path] = known[path]
             for item in (p for p in changed if p.is_relative_to(root)):
                 paths = walk(item, follow) if item.is_dir() else [item]
                 for path in paths:
