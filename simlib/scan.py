@@ -159,6 +159,18 @@ class Sync:
             return True
         return not (before.status == "error" or self._is_current(before))
 
+    def _consider(
+        self, path: Path, root_id: int, known: dict[str, KnownTrack], todo: list[Path]
+    ) -> None:
+        """Count a found file and queue it if it is new, changed or not analysed by the
+        current models."""
+        self.root_of[str(path)] = root_id
+        self.report.files += 1
+        if self._needs_work(path, known.get(str(path))):
+            todo.append(path)
+        else:
+            self.report.unchanged += 1
+
     def plan(self, roots: list[Root]) -> tuple[list[Path], dict[str, KnownTrack]]:
         """Walk the roots: files to inspect, and catalogued tracks whose files are gone."""
         todo: list[Path] = []
@@ -169,12 +181,7 @@ class Sync:
             found: set[str] = set()
             for path in walk(root, follow):
                 found.add(str(path))
-                self.root_of[str(path)] = root_id
-                self.report.files += 1
-                if self._needs_work(path, known.get(str(path))):
-                    todo.append(path)
-                else:
-                    self.report.unchanged += 1
+                self._consider(path, root_id, known, todo)
             missing.update({p: k for p, k in known.items() if p not in found})
         return todo, missing
 
@@ -199,14 +206,8 @@ class Sync:
             for item in (p for p in changed if p.is_relative_to(root)):
                 paths = walk(item, follow) if item.is_dir() else [item]
                 for path in paths:
-                    if not is_candidate(path.name) or not path.exists():
-                        continue
-                    self.root_of[str(path)] = root_id
-                    self.report.files += 1
-                    if self._needs_work(path, known.get(str(path))):
-                        todo.append(path)
-                    else:
-                        self.report.unchanged += 1
+                    if is_candidate(path.name) and path.exists():
+                        self._consider(path, root_id, known, todo)
         return todo, missing
 
     def fail(self, state: FileState, reason: str) -> None:
@@ -318,9 +319,10 @@ def scan(
     `pool` lets a long-running caller (the watcher) reuse its worker processes.
     """
     started = time.monotonic()
+    roots, missing_roots = resolve_roots(catalog, dirs, follow_symlinks)
     embedders = embedder_factory()
     sync = Sync(catalog, embedders, progress)
-    roots, sync.report.missing_roots = resolve_roots(catalog, dirs, follow_symlinks)
+    sync.report.missing_roots = missing_roots
     sync.report.roots = [str(path) for _, path, _ in roots]
     todo, missing = sync.plan(roots)
     if pool is None:
