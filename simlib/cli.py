@@ -139,8 +139,7 @@ def scan(
     say(
         f"{report.files} files: {report.analysed} analysed, {report.reused} reused, "
         f"{report.unchanged} unchanged, {report.failed} failed, {report.removed} removed "
-        f"({report.audio_s / 60:.1f} min of audio in {report.seconds:.1f} s)",
-        highlight=False,
+        f"({report.audio_s / 60:.1f} min of audio in {report.seconds:.1f} s)"
     )
     for root in report.missing_roots:
         say(f"warning: library folder not found, kept as is: {root}", err)

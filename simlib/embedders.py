@@ -6,6 +6,7 @@ take the place of the weights shipped in the package.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -65,12 +66,21 @@ class SimilarityStage:
         return self.model.embed(mel)
 
 
+@lru_cache(maxsize=4)
+def _load(model_class: type, path: Path, _mtime_ns: int) -> FingerprintModel | SimilarityModel:
+    """Models stay loaded per process (e.g. a DJ asking on every song) until their file
+    changes, which the modification time in the key tells."""
+    return model_class.load(path)
+
+
 def load_fingerprint_model(home: Path) -> FingerprintModel:
-    return FingerprintModel.load(weights_in_use(home, FINGERPRINT))
+    path = weights_in_use(home, FINGERPRINT)
+    return _load(FingerprintModel, path, path.stat().st_mtime_ns)
 
 
 def load_similarity_model(home: Path) -> SimilarityModel:
-    return SimilarityModel.load(weights_in_use(home, SIMILARITY))
+    path = weights_in_use(home, SIMILARITY)
+    return _load(SimilarityModel, path, path.stat().st_mtime_ns)
 
 
 def load_embedders(home: Path) -> list[Embedder]:
