@@ -7,7 +7,7 @@
    time from the end of the copy until a 5 s clip of it is identified and
    until it is the top `similar` result of a re-encoded copy of itself; then it
    is deleted and we time until neither answer names it.
-2. Burst: `--burst` distinct files (30 s excerpts of corpus tracks, cached
+2. Burst: `--burst` distinct files (`--excerpt-s` excerpts of corpus tracks, cached
    under ~/.cache/simlib-bench) are copied in at once; we time until all are
    catalogued, sample the peak RSS of the watcher and its workers, and compare
    with `simlib scan` of the same files in a fresh home.
@@ -84,21 +84,22 @@ def wait_until(condition, timeout: float, step: float = 0.1) -> float | None:
     return None
 
 
-def burst_files(corpus: Path, count: int) -> list[Path]:
-    """`count` distinct 30 s MP3 excerpts of corpus tracks (cached)."""
-    folder = CACHE / f"burst-{count}"
+def burst_files(corpus: Path, count: int, seconds: float) -> list[Path]:
+    """`count` distinct MP3 excerpts of `seconds` from corpus tracks (cached)."""
+    folder = CACHE / f"burst-{count}-{seconds:g}s"
     done = sorted(folder.glob("*.mp3")) if folder.exists() else []
     if len(done) == count:
         return done
     folder.mkdir(parents=True, exist_ok=True)
-    tracks = [t for t in corpus_tracks(corpus) if t[1] >= 40]
+    tracks = [t for t in corpus_tracks(corpus) if t[1] >= 60]
     out = []
     for index in range(count):
-        path, seconds = tracks[index % len(tracks)]
-        start = (index // len(tracks)) * 31.0 % max(1.0, seconds - 31)
+        path, length = tracks[index % len(tracks)]
+        start = (index // len(tracks)) * (seconds + 1) % max(1.0, length - seconds - 1)
         target = folder / f"{index:05d}.mp3"
         if not target.exists():
-            example_library.encode(target, audio.decode(path, start, 30.0), audio.ANALYSIS_RATE_HZ)
+            excerpt = audio.decode(path, start, seconds)
+            example_library.encode(target, excerpt, audio.ANALYSIS_RATE_HZ)
         out.append(target)
     return out
 
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--corpus", type=Path, default=Path.home() / "simlib-corpus")
     parser.add_argument("--library-tracks", type=int, default=60)
     parser.add_argument("--burst", type=int, default=2000)
+    parser.add_argument("--excerpt-s", type=float, default=10.0)
     parser.add_argument("--readers", type=int, default=10)
     args = parser.parse_args()
 
@@ -168,8 +170,8 @@ def main() -> None:
             ("deleted track gone from both (s)", f"{t_gone:.2f}"),
         ]
 
-        files = burst_files(args.corpus, args.burst)
-        audio_s = 30.0 * len(files)
+        files = burst_files(args.corpus, args.burst, args.excerpt_s)
+        audio_s = args.excerpt_s * len(files)
         query = next(root.rglob("*.*"))
         reader_clip = work / "reader.wav"
         soundfile.write(reader_clip, audio.decode(query, 10.0, 5.0), audio.ANALYSIS_RATE_HZ)

@@ -1,0 +1,158 @@
+"""Similarity model: embedding contract, silence/short input, training smoke run and resume."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from simlib.audio import ANALYSIS_RATE_HZ
+from simlib.features import LOG_FLOOR, N_MELS, log_mel
+from simlib.models.similarity_encoder import EncoderConfig, SimilarityEncoder
+from simlib.similarity import (
+    CROP_FRAMES,
+    N_CROPS,
+    WEIGHTS_PATH,
+    SimilarityModel,
+    crop_starts,
+    crops,
+    save_weights,
+)
+from simlib.tags import Tags
+from simlib.train.similarity_trainer import Progress, TrainConfig, train_similarity
+
+TINY = EncoderConfig(channels=(4, 8), hidden=16, dim=8)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> SimilarityModel:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "similarity.pt"
+    save_weights(SimilarityEncoder(TINY), path)
+    return SimilarityModel.load(path)
+
+
+def _tone(seconds: float, freq_hz: float, seed: int) -> np.ndarray:
+    """Harmonic tone plus a little noise, float32 at the analysis rate."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * ANALYSIS_RATE_HZ)) / ANALYSIS_RATE_HZ
+    wobble = 1 + 0.02 * np.sin(2 * np.pi * rng.uniform(0.2, 1) * t)
+    tone = sum(np.sin(2 * np.pi * k * freq_hz * wobble * t) / k for k in range(1, 4))
+    return (0.2 * tone + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def _write_wav(path: Path, samples: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(ANALYSIS_RATE_HZ)
+        out.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+
+
+def test_embed_is_unit_norm_and_deterministic(model: SimilarityModel) -> None:
+    mel = log_mel(_tone(12.0, 220.0, 0))
+    first = model.embed(mel)
+    assert first.shape == (model.dim,) and first.dtype == np.float32
+    assert np.linalg.norm(first) == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_array_equal(first, model.embed(mel))
+    many = model.embed_many([mel, log_mel(_tone(8.0, 440.0, 1))])
+    np.testing.assert_allclose(many[0], first, atol=1e-5)
+    assert model.embed_many([]).shape == (0, model.dim)
+
+
+@pytest.mark.parametrize("frames", [0, 1, 50, CROP_FRAMES - 1])
+def test_silent_and_short_tracks_give_finite_unit_vectors(
+    model: SimilarityModel, frames: int
+) -> None:
+    for mel in (np.full((frames, N_MELS), np.log(LOG_FLOOR), np.float32), log_mel(np.zeros(1000))):
+        vector = model.embed(mel[:frames])
+        assert np.isfinite(vector).all()
+        assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_version_is_a_short_hash_of_the_file(model: SimilarityModel, tmp_path: Path) -> None:
+    assert len(model.version) == 12
+    save_weights(SimilarityEncoder(TINY), tmp_path / "other.pt")
+    assert SimilarityModel.load(tmp_path / "other.pt").version != model.version
+
+
+def test_crops_skip_silence_and_are_spread() -> None:
+    loud = np.zeros(6000, dtype=bool)
+    loud[1000:5000] = True
+    starts = crop_starts(6000, loud, N_CROPS, CROP_FRAMES)
+    assert starts.shape == (N_CROPS,) and np.all(np.diff(starts) > 0)
+    assert starts.min() >= 1000 - 0.1 * CROP_FRAMES and starts.max() <= 5000 - 0.9 * CROP_FRAMES
+    assert crops(np.zeros((10, N_MELS)), 3, 20).shape == (3, 20, N_MELS)
+
+
+def test_shipped_weights_load_and_are_small() -> None:
+    assert WEIGHTS_PATH.stat().st_size <= 10 * 2**20
+    shipped = SimilarityModel.load()
+    assert np.isfinite(shipped.embed(log_mel(_tone(5.0, 330.0, 2)))).all()
+
+
+@pytest.fixture(scope="module")
+def tracks(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, Tags | None]]:
+    """12 tagged tracks on 3 albums of distinct timbre, and one untagged track."""
+    root = tmp_path_factory.mktemp("audio")
+    out: list[tuple[Path, Tags | None]] = []
+    for k in range(13):
+        album = k % 3
+        path = root / f"{k:02d}.wav"
+        _write_wav(path, _tone(6.0, (110.0, 440.0, 1500.0)[album] * (1 + 0.03 * k), k))
+        out.append((path, Tags(album=f"album {album}", artist=f"a{album}") if k < 12 else None))
+    return out
+
+
+def _train(tracks, out: Path, epochs: int, progress=None, loss: str = "contrastive", init=None):
+    return train_similarity(
+        tracks,
+        out,
+        epochs=epochs,
+        seed=1,
+        val_fraction=0.2,
+        init_weights=init,
+        config=TrainConfig(loss=loss, batch_pairs=16, learning_rate=5e-3, val_every=1),
+        architecture=TINY,
+        progress=progress,
+    )
+
+
+@pytest.mark.parametrize("loss", ["contrastive", "triplet", "batch"])
+def test_training_lowers_the_loss(tracks, tmp_path: Path, loss: str) -> None:
+    torch.set_num_threads(1)
+    seen: list[Progress] = []
+    metrics = _train(tracks, tmp_path / "sim.pt", epochs=6, progress=seen.append, loss=loss)
+    assert seen[-1].loss < seen[0].loss
+    assert all(p.pairs_per_s > 0 and p.eta_s >= 0 for p in seen)
+    assert metrics.n_train + metrics.n_val == 13 and metrics.n_val >= 1
+    assert 0.0 <= metrics.val_album_p_at_10 <= 1.0
+    assert SimilarityModel.load(tmp_path / "sim.pt").dim == TINY.dim
+
+
+def test_training_resumes_after_interrupt(tracks, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    whole = _train(tracks, tmp_path / "whole.pt", epochs=2)
+
+    def interrupt(p: Progress) -> None:
+        if p.epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(tracks, tmp_path / "cut.pt", epochs=2, progress=interrupt)
+    assert (tmp_path / "cut.pt.ckpt").exists()
+    resumed = _train(tracks, tmp_path / "cut.pt", epochs=2)
+    assert resumed.steps == whole.steps and resumed.pairs_seen == whole.pairs_seen
+    assert resumed.val_tag_sim_at_10 == pytest.approx(whole.val_tag_sim_at_10, abs=1e-6)
+
+
+def test_fine_tuning_starts_from_the_given_weights(tracks, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    start = tmp_path / "start.pt"
+    save_weights(SimilarityEncoder(EncoderConfig(channels=(4, 8), hidden=16, dim=6)), start)
+    _train(tracks, tmp_path / "tuned.pt", epochs=1, init=start)
+    tuned = SimilarityModel.load(tmp_path / "tuned.pt")
+    assert tuned.dim == 6 and tuned.version != SimilarityModel.load(start).version
