@@ -182,6 +182,8 @@ def train(
     `$SIMLIB_HOME/models/<kind>.pt`, which from then on replaces the shipped
     weights for this home. `progress` gets a dict per update. Returns metrics.
     """
+    if kind not in (FINGERPRINT, SIMILARITY):
+        raise SimlibError(f"unknown model {kind!r}: train fingerprint or similarity")
     catalog = open_catalog(home)
     try:
         tracks = catalog.library()
@@ -192,6 +194,7 @@ def train(
     if not tracks:
         raise SimlibError("the library is empty: run `simlib scan DIR` first")
     report = progress or (lambda _update: None)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
     if kind == FINGERPRINT:
         from simlib.train.fingerprint_trainer import train_fingerprint
 
@@ -203,7 +206,7 @@ def train(
             init_weights=start_from,
             progress=lambda step, total, loss: report({"step": step, "total": total, "loss": loss}),
         )
-    elif kind == SIMILARITY:
+    else:
         from simlib.train.similarity_trainer import train_similarity
 
         metrics = asdict(
@@ -216,8 +219,6 @@ def train(
                 progress=lambda update: report(asdict(update)),
             )
         )
-    else:
-        raise SimlibError(f"unknown model {kind!r}: train fingerprint or similarity")
     if rescan:
         metrics["rescan"] = scan(home=home).as_dict()
     return metrics

@@ -46,6 +46,7 @@ class FingerprintStage:
         self.version = model.version
         self.dim = model.dim
         self.metric = str(model.settings.get("metric", "angular"))
+        self.n_trees = model.n_trees
 
     def embed(self, mel: np.ndarray) -> Segments:
         segments = self.model.embed(mel, self.model.db_hop_s)

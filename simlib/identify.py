@@ -25,8 +25,6 @@ from simlib.fingerprint import FingerprintModel
 from simlib.fingerprint_index import FingerprintIndex
 from simlib.types import Match, Segments, Track
 
-NEIGHBOURS = 10
-"""Nearest library segments looked up per query segment."""
 STDIN = "-"
 
 
@@ -53,7 +51,7 @@ def describe(track: Track, match: Match) -> dict:
         "title": track.tags.title,
         "artist": track.tags.artist,
         "album": track.tags.album,
-        "offset_s": round(match.offset_s, 2),
+        "offset_s": round(match.offset_s, 2) + 0.0,  # no "-0.0"
         "confidence": round(match.confidence, 4),
     }
 
@@ -82,12 +80,13 @@ class FreshSegments:
             np.concatenate([s.vectors for _, s in rows]).astype(np.float32),
         )
 
-    def merge(self, hits: matching.Hits, query: Segments) -> matching.Hits:
+    def merge(self, hits: matching.Hits, query: Segments, k: int) -> matching.Hits:
+        """`hits` with the fresh tracks' entries replaced by their `k` exact nearest."""
         if self.track_id.size == 0 or len(query) == 0:
             return hits
         keep = ~np.isin(hits.track_id, self.track_id)
         similarity = query.vectors.astype(np.float32) @ self.vectors.T
-        k = min(NEIGHBOURS, self.track_id.size)
+        k = min(k, self.track_id.size)
         best = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
         rows = np.repeat(np.arange(len(query)), k)
         cols = best.reshape(-1)
@@ -118,9 +117,14 @@ class Identifier:
         """Ranked matches of one clip (a path or a binary file object)."""
         mel = features.log_mel_stream(audio.stream(source))
         segments = self.model.embed(mel, self.model.query_hop_s)
-        hits = self.fresh.merge(self.index.search(segments, k=NEIGHBOURS), segments)
+        k = self.model.neighbours
+        found = self.index.search(segments, k=k, search_k=self.model.search_k)
         return matching.vote(
-            hits, calibration=self.model.calibration, threshold=min_confidence, limit=top
+            self.fresh.merge(found, segments, k),
+            calibration=self.model.calibration,
+            threshold=min_confidence,
+            limit=top,
+            bin_s=self.model.db_hop_s,
         )
 
     def identify(self, clip: str, top: int, min_confidence: float) -> IdentifyResult:

@@ -48,7 +48,11 @@ def rebuild_indexes(
         path = index_path(catalog, embedder)
         if embedder.kind == "segments":
             stats = fingerprint_index.build(
-                path, catalog.segments(embedder.name), dim=embedder.dim, metric=embedder.metric
+                path,
+                catalog.segments(embedder.name),
+                dim=embedder.dim,
+                metric=embedder.metric,
+                n_trees=embedder.n_trees,
             )
             dim, items, tracks, size = embedder.dim, stats.items, stats.tracks, stats.bytes
         else:

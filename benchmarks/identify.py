@@ -1,0 +1,398 @@
+"""Identification benchmark: simlib's learned fingerprint beside audfprint2 on the same clips.
+
+Library = corpus tracks the model trained on plus half of the held-out tracks ("unseen":
+indexed but never trained on); the other held-out half is "not in library" and gives the
+false-positive rate. Clips of 3, 5 and 10 s at seeded random offsets (never digital
+silence) are degraded by every `simlib.augment.CONDITIONS` entry and written as 16 kHz WAV
+files that both systems read. Top-1 = right track and offset within +-1.5 s.
+
+    python benchmarks/identify.py --corpus ~/simlib-corpus --tracks 150 --clips-per-cell 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from simlib import fingerprint_index
+from simlib.audio import ANALYSIS_RATE_HZ, decode
+from simlib.augment import CONDITIONS, NoiseBank, apply_condition
+from simlib.features import log_mel
+from simlib.fingerprint import FingerprintModel
+from simlib.fingerprint_index import FingerprintIndex
+from simlib.matching import candidates, confidence, vote
+from simlib.train.fingerprint_trainer import corpus_split
+from simlib.types import Match, Segments
+
+OFFSET_TOLERANCE_S = 1.5
+LENGTHS_S = (3.0, 5.0, 10.0)
+
+
+@dataclass
+class Clip:
+    path: Path
+    track: int
+    """Library track id, or -1 for a clip of a track not in the library."""
+    start_s: float
+    condition: str
+    length_s: float
+    unseen: bool
+    source: Path
+
+
+@dataclass
+class Library:
+    paths: list[Path]
+    unseen: set[int]
+    outside: list[Path]
+
+
+def choose_library(corpus: Path, n_tracks: int) -> Library:
+    """Deterministic library: training tracks + even held-out tracks; odd ones stay out."""
+    train, held = corpus_split(corpus)
+    unseen = held[0::2][: max(1, n_tracks // 6)]
+    paths = train[: n_tracks - len(unseen)] + unseen
+    return Library(paths, set(range(len(paths) - len(unseen), len(paths))), held[1::2])
+
+
+def make_clips(
+    library: Library,
+    noise: NoiseBank,
+    clips_per_cell: int,
+    outdir: Path,
+    seed: int,
+    durations: dict[Path, float],
+) -> list[Clip]:
+    """Write every (condition, length) cell's clips plus not-in-library clips to `outdir`."""
+    rng = np.random.default_rng(seed)
+    clips: list[Clip] = []
+    cells = [(c, n) for c in CONDITIONS for n in LENGTHS_S]
+    cells += [(c, n, "outside") for c, n in (("clean_mp3", 5), ("speech_5db", 5), ("room", 10))]
+    for cell in cells:
+        condition, length_s = cell[0], cell[1]
+        outside = len(cell) == 3
+        pool = library.outside if outside else library.paths
+        made = 0
+        while made < clips_per_cell:
+            track = int(rng.integers(len(pool)))
+            span = durations[pool[track]] - length_s * 1.03 - 1.0
+            if span <= 0:
+                continue
+            start_s = float(rng.uniform(0.5, span))
+            raw = decode(pool[track], start_s, length_s * 1.03 + 0.1)
+            if raw.size < length_s * 1.03 * ANALYSIS_RATE_HZ or np.abs(raw).max() < 1e-3:
+                continue
+            audio = apply_condition(condition, raw, int(rng.integers(2**31)), noise, length_s)
+            name = f"{'out-' if outside else ''}{condition}-{length_s:g}-{made:03d}.wav"
+            sf.write(outdir / name, audio, ANALYSIS_RATE_HZ, subtype="PCM_16")
+            clips.append(
+                Clip(
+                    path=outdir / name,
+                    track=-1 if outside else track,
+                    start_s=start_s,
+                    condition="not_in_library" if outside else condition,
+                    length_s=length_s,
+                    unseen=track in library.unseen and not outside,
+                    source=pool[track],
+                )
+            )
+            made += 1
+    return clips
+
+
+class SimlibSystem:
+    """decode -> log_mel -> FingerprintModel.embed -> FingerprintIndex -> matching.vote.
+
+    `base` shares already embedded library segments (subsampled to this db hop) so that
+    storage variants do not re-embed the library.
+    """
+
+    def __init__(self, model: FingerprintModel, workdir: Path, config: str, base=None):
+        metric, db_hop, query_hop = config.split(":")
+        self.model, self.dir, self.metric = model, workdir, metric
+        self.db_hop_s, self.query_hop_s = float(db_hop), float(query_hop)
+        self.calibration = model.calibration
+        self.base = base
+        self.segments: list[Segments] = []
+        self.index: FingerprintIndex | None = None
+
+    def build(self, paths: list[Path], extra: list[Segments] = ()) -> dict:
+        started = time.perf_counter()
+        if not self.segments and self.base is not None:
+            step = int(round(self.db_hop_s / self.base.db_hop_s))
+            self.segments = [
+                Segments(s.start_s[::step], s.vectors[::step]) for s in self.base.segments
+            ]
+        elif not self.segments:
+            self.segments = [self.model.embed(log_mel(decode(p)), self.db_hop_s) for p in paths]
+        embed_s = time.perf_counter() - started
+        items = list(enumerate(self.segments)) + [
+            (len(self.segments) + i, s) for i, s in enumerate(extra)
+        ]
+        stats = fingerprint_index.build(
+            self.dir, items, self.model.dim, self.metric, self.model.n_trees
+        )
+        self.index = FingerprintIndex.open(self.dir)
+        return {"seconds": embed_s + stats.seconds, "bytes": stats.bytes, "items": stats.items}
+
+    def query(self, path: Path) -> tuple[list[Match], Match | None]:
+        """The glue to replace by simlib.api: matches, and the best candidate whatever its
+        confidence (its `confidence` field holds the raw margin, for calibration)."""
+        segments = self.model.embed(log_mel(decode(path)), self.query_hop_s)
+        hits = self.index.search(segments, self.model.neighbours, self.model.search_k)
+        best = candidates(hits, bin_s=self.db_hop_s)[:1]
+        matches = vote(hits, self.calibration, bin_s=self.db_hop_s)
+        raw = [Match(c.track_id, c.offset_s, c.margin, c.votes) for c in best]
+        return matches, raw[0] if raw else None
+
+
+class AudfprintSystem:
+    """audfprint2 with default settings, in process, reading audio through simlib.audio."""
+
+    def __init__(self, workdir: Path) -> None:
+        from audfprint2 import cli
+        from audfprint2.core import hash_table
+        from audfprint2.utils import audio as afp_audio
+
+        def read(filename, sr=None, channels=None, ffmpeg_path=None):
+            rate = sr or ANALYSIS_RATE_HZ
+            return decode(filename, sample_rate_hz=rate).astype(np.float32), rate
+
+        afp_audio.audio_read = read
+        args = cli.parse_args(["new", "-d", str(workdir / "afp.pklz")])
+        make = [args.density, False, args.pks_per_frame, args.fanout, args.freq_sd]
+        make += [args.shifts, args.samplerate, args.continue_on_error, None]
+        self.ingest_analyzer = cli.setup_analyzer(*make)
+        make[1] = True
+        self.match_analyzer = cli.setup_analyzer(*make)
+        self.matcher = cli.setup_matcher(
+            args.match_win, args.search_depth, args.min_count, args.max_matches,
+            args.exact_count, False, args.time_quantile, False, False, False,
+        )  # fmt: skip
+        self.table = hash_table.HashTable(
+            hashbits=args.hashbits, depth=args.bucketsize, maxtime=1 << 14
+        )
+        self.table.params["samplerate"] = self.ingest_analyzer.target_sr
+        self.db_path = workdir / "afp.pklz"
+        self.hop_s = self.match_analyzer.n_hop / self.match_analyzer.target_sr
+
+    def build(self, paths: list[Path]) -> dict:
+        started = time.perf_counter()
+        self.ids = {}
+        for track, path in enumerate(paths):
+            self.ingest_analyzer.ingest(self.table, str(path))
+            self.ids[str(path)] = track
+        self.table.save(str(self.db_path))
+        return {"seconds": time.perf_counter() - started, "bytes": self.db_path.stat().st_size}
+
+    def query(self, path: Path) -> tuple[list[Match], Match | None]:
+        rows, _, _ = self.matcher.match_file(self.match_analyzer, self.table, str(path))
+        matches = [
+            Match(self.ids[self.table.names[int(r[0])]], float(r[2]) * self.hop_s, 1.0, int(r[1]))
+            for r in rows
+        ]
+        return matches, matches[0] if matches else None
+
+
+def is_correct(clip: Clip, match: Match | None) -> bool:
+    if match is None:
+        return False
+    return match.track_id == clip.track and abs(match.offset_s - clip.start_s) <= OFFSET_TOLERANCE_S
+
+
+def run_queries(system, clips: list[Clip]) -> tuple[dict, list[float]]:
+    """Per clip (correct, any match, best candidate's margin, best candidate correct,
+    reported track or -1), and wall seconds per query."""
+    outcome, latency = {}, []
+    for clip in clips:
+        started = time.perf_counter()
+        matches, best = system.query(clip.path)
+        latency.append(time.perf_counter() - started)
+        outcome[clip.path] = (
+            is_correct(clip, matches[0] if matches else None),
+            bool(matches),
+            best.confidence if best else 0.0,
+            is_correct(clip, best),
+            matches[0].track_id if matches else -1,
+        )
+    return outcome, latency
+
+
+def distractors(segments: list[Segments], n_tracks: int, seed: int) -> list[Segments]:
+    """Stand-ins for `n_tracks` more tracks: real tracks' vectors in shuffled order (so a copy
+    cannot line up with a clip of its source in time), each turned by a random small
+    rotation (cos between a vector and its copy about 0.5) and renormalised."""
+    rng = np.random.default_rng(seed)
+    dim = segments[0].vectors.shape[1]
+    out = []
+    for _ in range(n_tracks):
+        source = segments[int(rng.integers(len(segments)))]
+        skew = rng.standard_normal((dim, dim))
+        skew = (skew - skew.T) / math.sqrt(2 * dim)
+        rotation = torch.linalg.matrix_exp(torch.from_numpy(skew * 1.05)).numpy()
+        vectors = source.vectors[rng.permutation(len(source))] @ rotation.T.astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True) + 1e-12
+        out.append(Segments(source.start_s, vectors.astype(np.float32)))
+    return out
+
+
+def fit_calibration(margins: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
+    """Logistic (slope, midpoint) maximising the likelihood of `correct` given the margin."""
+    a, b = 10.0, -3.0
+    x, y = margins.astype(np.float64), correct.astype(np.float64)
+    for _ in range(200):
+        p = 1 / (1 + np.exp(-(a * x + b)))
+        grad = np.array([np.sum((p - y) * x), np.sum(p - y)])
+        w = p * (1 - p) + 1e-9
+        hess = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
+        a, b = np.array([a, b]) - np.linalg.solve(hess + 1e-6 * np.eye(2), grad)
+    return float(a), float(-b / a)
+
+
+def calibrate(name: str, system: SimlibSystem, clips: list[Clip]) -> tuple[float, float]:
+    """Fit the system's confidence on separate calibration clips; print it with the margin
+    tail of not-in-library clips."""
+    rows = run_queries(system, clips)[0]
+    margin = np.array([rows[c.path][2] for c in clips])
+    slope, mid = fit_calibration(margin, np.array([rows[c.path][3] for c in clips]))
+    out = [rows[c.path][2] for c in clips if c.track < 0]
+    tail = " ".join(f"{v:.3f}" for v in np.percentile(out, [90, 99, 100]))
+    print(f"calibration {name}: slope {slope:.2f} midpoint {mid:.3f} from {len(clips)} clips; "
+          f"not-in-library margin p90/p99/max {tail}", flush=True)  # fmt: skip
+    return slope, mid
+
+
+def pct(values: list[bool]) -> str:
+    return f"{100 * np.mean(values):5.1f}" if values else "    -"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=Path("~/simlib-corpus"))
+    parser.add_argument("--tracks", type=int, default=150)
+    parser.add_argument("--clips-per-cell", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument(
+        "--configs",
+        default="model",
+        help="comma-separated metric:db_hop_s:query_hop_s simlib variants, first is the main "
+        "one ('model' = the weights' settings, angular); later db hops must be multiples",
+    )
+    parser.add_argument("--scale-tracks", type=int, default=10_000)
+    parser.add_argument("--no-audfprint", action="store_true")
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="fit each simlib variant's confidence on separate clips (seed + 1) first",
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    corpus = args.corpus.expanduser()
+    library = choose_library(corpus, args.tracks)
+    model = FingerprintModel.load(args.weights)
+    configs = [
+        f"angular:{model.db_hop_s:g}:{model.query_hop_s:g}" if c == "model" else c
+        for c in args.configs.split(",")
+    ]
+    noise = NoiseBank.load(corpus / "noise")
+    with tempfile.TemporaryDirectory(prefix="simlib-bench-") as tmp:
+        work = Path(tmp)
+        (work / "clips").mkdir()
+        with open(corpus / "manifest.csv", newline="") as f:
+            durations = {corpus / r["path"]: float(r["seconds"]) for r in csv.DictReader(f)}
+        clips = make_clips(
+            library, noise, args.clips_per_cell, work / "clips", args.seed, durations
+        )
+        audio_s = sum(durations[p] for p in library.paths)
+        if args.calibrate:
+            (work / "calibration").mkdir()
+            calibration_clips = make_clips(
+                library, noise, args.clips_per_cell // 2, work / "calibration", args.seed + 1,
+                durations,
+            )  # fmt: skip
+        main_system = SimlibSystem(model, work / "index0", configs[0])
+        systems = {f"simlib {configs[0]}": main_system}
+        for i, config in enumerate(configs[1:], 1):
+            systems[f"simlib {config}"] = SimlibSystem(
+                model, work / f"index{i}", config, main_system
+            )
+        if not args.no_audfprint:
+            systems["audfprint2"] = AudfprintSystem(work)
+        results, builds, latencies = {}, {}, {}
+        for name, system in systems.items():
+            builds[name] = system.build(library.paths)
+            if args.calibrate and isinstance(system, SimlibSystem):
+                system.calibration = calibrate(name, system, calibration_clips)
+            results[name], latencies[name] = run_queries(system, clips)
+        main = f"simlib {configs[0]}"
+        scale_clips = [c for c in clips if c.length_s == 5.0]
+        extra = distractors(main_system.segments, args.scale_tracks, args.seed)
+        scale_build = main_system.build(library.paths, extra)
+        scale_results, scale_latency = run_queries(main_system, scale_clips)
+        scale_audio_s = audio_s + sum(float(s.start_s[-1]) + 1 for s in extra if len(s))
+
+    names = list(systems)
+    width = max(12, *(len(n) + 2 for n in names))
+    print(f"\nlibrary {len(library.paths)} tracks ({audio_s / 3600:.1f} h, "
+          f"{len(library.unseen)} never trained on), not in library {len(library.outside)} "
+          f"tracks, model {model.version}; simlib columns metric:db_hop_s:query_hop_s")  # fmt: skip
+    header = f"{'condition':<16}{'len':>4}{'n':>4}" + "".join(f"{n:>{width}}" for n in names)
+    header += f"{'main unseen (n)':>17}{'main@scale':>12}"
+    print(header)
+    print("-" * len(header))
+    for condition in CONDITIONS:
+        for length_s in LENGTHS_S:
+            cell = [c for c in clips if c.condition == condition and c.length_s == length_s]
+            line = f"{condition:<16}{length_s:>4g}{len(cell):>4}"
+            for n in names:
+                line += f"{pct([results[n][c.path][0] for c in cell]):>{width}}"
+            unseen = [results[main][c.path][0] for c in cell if c.unseen]
+            line += f"{pct(unseen):>11} ({len(unseen):>3})"
+            at_scale = [scale_results[c.path][0] for c in cell if c.path in scale_results]
+            print(line + f"{pct(at_scale):>12}")
+    outside = [c for c in clips if c.condition == "not_in_library"]
+    line = f"{'false positives':<16}{'':>4}{len(outside):>4}"
+    for n in names:
+        line += f"{pct([results[n][c.path][1] for c in outside]):>{width}}"
+    fp_scale = [scale_results[c.path][1] for c in outside if c.path in scale_results]
+    print(line + f"{'':>17}{pct(fp_scale):>12}")
+    print("-" * len(header))
+    five = [i for i, c in enumerate(clips) if c.length_s == 5.0]
+    for label, q in (("query p50 ms", 50), ("query p95 ms", 95)):
+        line = f"{label + ' (5 s)':<24}"
+        for n in names:
+            line += f"{1000 * np.percentile([latencies[n][i] for i in five], q):>{width}.1f}"
+        print(line + f"{'':>17}{1000 * np.percentile(scale_latency, q):>12.1f}")
+    line = f"{'index x real time':<24}"
+    for n in names:
+        speed = audio_s / builds[n]["seconds"] if n in (main, "audfprint2") else math.nan
+        line += f"{speed:>{width}.0f}"
+    print(line + "   (1 core: decode+features+embed+build; variants reuse main's vectors)")
+    line = f"{'index bytes / audio s':<24}"
+    for n in names:
+        line += f"{builds[n]['bytes'] / audio_s:>{width}.0f}"
+    print(line + f"{'':>17}{scale_build['bytes'] / scale_audio_s:>12.0f}")
+    print(f"scale: +{args.scale_tracks} distractor tracks ({scale_build['items']} items, "
+          f"{scale_audio_s / 3600:.0f} h) = shuffled, rotated copies of real track vectors; "
+          f"5 s clips only. SQLite float16 blobs: 2 x dim bytes per segment.")  # fmt: skip
+    for clip in outside:
+        for n in names:
+            if results[n][clip.path][1]:
+                print(f"false positive {n}: {clip.path.name} from {clip.source.name} "
+                      f"-> {library.paths[results[n][clip.path][4]].name}")  # fmt: skip
+    conf = [confidence(results[main][c.path][2], model.calibration) for c in clips]
+    print(f"main confidence range {min(conf):.2f}..{max(conf):.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Fingerprint model, segment index and trainer on synthetic audio (no corpus needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from simlib import augment
+from simlib.features import log_mel
+from simlib.fingerprint import FingerprintModel, decode_vectors, encode_vectors
+from simlib.fingerprint_index import FingerprintIndex, build
+from simlib.matching import vote
+from simlib.models.fingerprint_encoder import FingerprintEncoder
+from simlib.train.fingerprint_trainer import save_weights, train_fingerprint
+from simlib.types import Segments
+
+SR = 16_000
+
+
+def music(seconds: float, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    notes = rng.uniform(100, 2000, int(seconds * 4) + 1)
+    t = np.arange(int(seconds * SR)) / SR
+    freq = notes[(t * 4).astype(int)]
+    return (0.3 * np.sin(2 * np.pi * np.cumsum(freq) / SR)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> FingerprintModel:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "fp.pt"
+    save_weights(FingerprintEncoder(dim=32, width=8).eval(), path, {"db_hop_s": 0.5})
+    return FingerprintModel.load(path)
+
+
+def test_load_reports_settings(model: FingerprintModel) -> None:
+    assert model.dim == 32 and model.db_hop_s == 0.5 and model.segment_s == 1.0
+    assert len(model.version) == 12
+
+
+def test_embed_shapes_and_norms(model: FingerprintModel) -> None:
+    segments = model.embed(log_mel(music(5.0)), hop_s=0.5)
+    assert segments.vectors.shape == (9, 32) and segments.vectors.dtype == np.float32
+    np.testing.assert_allclose(segments.start_s, np.arange(9) * 0.5, atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(segments.vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_silence_and_short_input(model: FingerprintModel) -> None:
+    silent = model.embed(log_mel(np.zeros(3 * SR, np.float32)), hop_s=0.5)
+    assert len(silent) == 0 and silent.vectors.shape == (0, 32)
+    quiet = model.embed(log_mel(music(3.0) * 1e-3), hop_s=0.5)
+    assert np.isfinite(quiet.vectors).all()
+    assert len(model.embed(log_mel(music(0.7)), hop_s=0.1)) == 1
+    assert len(model.embed(log_mel(music(0.3)), hop_s=0.1)) == 0
+
+
+def test_vector_blob_roundtrip(model: FingerprintModel) -> None:
+    segments = model.embed(log_mel(music(4.0)), hop_s=0.5)
+    blob = encode_vectors(segments)
+    assert len(blob) == len(segments) * 32 * 2
+    np.testing.assert_allclose(decode_vectors(blob, len(segments)), segments.vectors, atol=1e-3)
+
+
+def random_segments(n: int, dim: int, rng: np.random.Generator) -> Segments:
+    vectors = rng.standard_normal((n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return Segments(np.arange(n, dtype=np.float32) * 0.5, vectors)
+
+
+@pytest.mark.parametrize("metric", ["angular", "hamming"])
+def test_index_roundtrip_and_vote(tmp_path, metric: str) -> None:
+    rng = np.random.default_rng(0)
+    tracks = {t: random_segments(60, 64, rng) for t in (10, 11, 12)}
+    stats = build(tmp_path / "idx", tracks.items(), 64, metric, n_trees=4)
+    assert stats.items == 180 and stats.tracks == 3 and stats.bytes > 0
+    index = FingerprintIndex.open(tmp_path / "idx")
+    query = Segments(tracks[11].start_s[20:30] - 10.0, tracks[11].vectors[20:30])
+    hits = index.search(query, k=3)
+    assert hits.n_query == 10 and len(hits) == 30
+    best = hits.similarity.reshape(10, 3).max(axis=1)
+    np.testing.assert_allclose(best, 1.0, atol=1e-5)
+    match = vote(hits, bin_s=0.5)[0]
+    assert match.track_id == 11 and abs(match.offset_s - 10.0) < 0.5
+
+
+def test_rebuild_swaps_atomically(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    first = build(tmp_path, [(1, random_segments(10, 16, rng))], 16)
+    reader = FingerprintIndex.open(tmp_path)
+    second = build(tmp_path, [(2, random_segments(10, 16, rng))], 16)
+    third = build(tmp_path, [(3, random_segments(10, 16, rng))], 16)
+    assert reader.build_id == first.build_id and set(reader.track_id) == {1}
+    latest = FingerprintIndex.open(tmp_path)
+    assert latest.build_id == third.build_id and set(latest.track_id) == {3}
+    names = {p.stem for p in tmp_path.iterdir() if p.suffix in (".ann", ".npz")}
+    assert names == {second.build_id, third.build_id}
+
+
+def test_empty_index(tmp_path, model: FingerprintModel) -> None:
+    stats = build(tmp_path, [], 32)
+    index = FingerprintIndex.open(tmp_path)
+    assert stats.items == 0 and len(index) == 0
+    hits = index.search(model.embed(log_mel(music(3.0)), hop_s=0.5), k=5)
+    assert len(hits) == 0 and vote(hits) == []
+    with pytest.raises(FileNotFoundError):
+        FingerprintIndex.open(tmp_path / "missing")
+
+
+def test_training_smoke_lowers_loss(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(augment, "RIR_CACHE", tmp_path / "rirs.npy")
+    monkeypatch.setattr(augment, "room_impulse_responses", lambda: np.eye(1, 400, dtype=np.float32))
+    for kind in ("speech", "ambient"):
+        (tmp_path / "noise" / kind).mkdir(parents=True)
+        sf.write(tmp_path / "noise" / kind / "a.wav", music(2.0, seed=9) * 0.5, SR)
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"t{i}.wav")
+        sf.write(paths[-1], music(20.0, seed=i), SR)
+    out = tmp_path / "fp.pt"
+    settings = {"batch_size": 16, "dim": 16, "width": 4, "pca_dim": 8, "val_pairs": 32}
+    settings["pca_segments"] = 64
+    summary = train_fingerprint(paths, tmp_path / "noise", out, steps=40, **settings)
+    assert summary["steps"] == 40 and summary["last_loss"] < summary["first_loss"]
+    assert FingerprintModel.load(out).dim == 8
+    assert FingerprintModel.load(out.with_suffix(".full.pt")).dim == 16
+    resumed = train_fingerprint(paths, tmp_path / "noise", out, steps=40, **settings)
+    assert resumed["steps"] == 40 and FingerprintModel.load(out).dim == 8

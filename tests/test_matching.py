@@ -1,0 +1,59 @@
+"""Voting hits into (track, offset) matches."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simlib.matching import Hits, candidates, confidence, vote
+
+
+def hits_for(track: int, offset_s: float, n_query: int, seed: int = 0, k: int = 10) -> Hits:
+    """Each query segment: one aligned hit on `track`, k - 1 random weak hits elsewhere."""
+    rng = np.random.default_rng(seed)
+    q = np.repeat(np.arange(n_query) * 0.1, k)
+    tracks = rng.integers(0, 50, q.size)
+    db = rng.uniform(0, 200, q.size)
+    sim = rng.uniform(0.0, 0.5, q.size)
+    aligned = np.arange(0, q.size, k)
+    tracks[aligned] = track
+    db[aligned] = np.round((q[aligned] + offset_s) * 2) / 2  # database grid of 0.5 s
+    sim[aligned] = rng.uniform(0.7, 0.95, aligned.size)
+    return Hits(
+        q.astype(np.float32), tracks, db.astype(np.float32), sim.astype(np.float32), n_query
+    )
+
+
+def test_vote_finds_track_and_offset() -> None:
+    matches = vote(hits_for(track=77, offset_s=42.3, n_query=41))
+    assert matches and matches[0].track_id == 77
+    assert abs(matches[0].offset_s - 42.3) < 0.5
+    assert 0.5 <= matches[0].confidence <= 1.0
+    assert matches[0].votes >= 30
+
+
+def test_unrelated_hits_give_no_match() -> None:
+    rng = np.random.default_rng(1)
+    n = 410
+    hits = Hits(
+        query_s=np.repeat(np.arange(41) * 0.1, 10).astype(np.float32),
+        track_id=rng.integers(0, 50, n),
+        db_s=rng.uniform(0, 200, n).astype(np.float32),
+        similarity=rng.uniform(0.0, 0.6, n).astype(np.float32),
+        n_query=41,
+    )
+    assert vote(hits) == []
+    best = candidates(hits)[0]
+    assert 0.0 <= confidence(best.margin, (12.0, 0.35)) < 0.5
+
+
+def test_empty_hits_and_confidence_range() -> None:
+    empty = Hits(np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), 0)
+    assert vote(empty) == [] and candidates(empty) == []
+    for margin in (-1.0, 0.0, 0.35, 1.0, 5.0):
+        assert 0.0 <= confidence(margin, (12.0, 0.35)) <= 1.0
+
+
+def test_threshold_and_limit() -> None:
+    hits = hits_for(track=3, offset_s=10.0, n_query=41)
+    assert vote(hits, threshold=1.01) == []
+    assert len(vote(hits, threshold=0.0, limit=2)) == 2
