@@ -102,3 +102,12 @@ class MeanMel:
             self.on_call(self.calls)
         vector = mel.mean(axis=0) - mel.mean()
         return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def music(seconds: float, seed: int = 0, rate_hz: int = 16_000) -> np.ndarray:
+    """A gliding random melody at `rate_hz`: quick synthetic music for model tests."""
+    rng = np.random.default_rng(seed)
+    notes = rng.uniform(100, 2000, int(seconds * 4) + 1)
+    t = np.arange(int(seconds * rate_hz)) / rate_hz
+    freq = notes[(t * 4).astype(int)]
+    return (0.3 * np.sin(2 * np.pi * np.cumsum(freq) / rate_hz)).astype(np.float32)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import music
 
 from simlib.augment import (
     CONDITIONS,
@@ -30,14 +31,6 @@ def noise() -> NoiseBank:
     rir[:, 0] = 1.0
     rir[:, 1:] = rng.standard_normal((2, 799)) * np.exp(-np.arange(799) / 200) * 0.1
     return NoiseBank(speech=speech, ambient=ambient, rirs=rir)
-
-
-def music(seconds: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    notes = rng.uniform(100, 2000, int(seconds * 4) + 1)
-    t = np.arange(int(seconds * SR)) / SR
-    freq = notes[(t * 4).astype(int)]
-    return (0.3 * np.sin(2 * np.pi * np.cumsum(freq) / SR)).astype(np.float32)
 
 
 def test_every_degradation_keeps_audio_finite(noise: NoiseBank) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import music
 
 from simlib import augment
 from simlib.features import log_mel
@@ -17,14 +18,6 @@ from simlib.train.fingerprint_trainer import save_weights, train_fingerprint
 from simlib.types import Segments
 
 SR = 16_000
-
-
-def music(seconds: float, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    notes = rng.uniform(100, 2000, int(seconds * 4) + 1)
-    t = np.arange(int(seconds * SR)) / SR
-    freq = notes[(t * 4).astype(int)]
-    return (0.3 * np.sin(2 * np.pi * np.cumsum(freq) / SR)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

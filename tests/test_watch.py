@@ -167,18 +167,23 @@ def cli(*args):
     return [sys.executable, "-m", "simlib", *map(str, args)]
 
 
-def test_kill_9_during_ingest_then_restart_is_consistent(tmp_path, example_lib):
-    root = tmp_path / "music"
-    root.mkdir()
-    home = tmp_path / "home"
-    env = {**os.environ, "SIMLIB_HOME": str(home)}
-    watcher = subprocess.Popen(
+def start_watcher(root, env) -> subprocess.Popen:
+    """`simlib watch ROOT --json-log` as a real subprocess; its log lines on stdout."""
+    return subprocess.Popen(
         cli("watch", root, "--json-log", "--workers", "1"),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
+
+
+def test_kill_9_during_ingest_then_restart_is_consistent(tmp_path, example_lib):
+    root = tmp_path / "music"
+    root.mkdir()
+    home = tmp_path / "home"
+    env = {**os.environ, "SIMLIB_HOME": str(home)}
+    watcher = start_watcher(root, env)
     assert json.loads(watcher.stdout.readline())["event"] in ("reconciled", "watching")
     sources = sorted(p for p in example_lib.rglob("*.*") if p.is_file())
     for source in sources:
@@ -223,13 +228,7 @@ def test_concurrent_readers_never_fail_during_ingest_and_rebuilds(tmp_path, exam
     shutil.copytree(albums[0], root / "first")
     home = tmp_path / "home"
     env = {**os.environ, "SIMLIB_HOME": str(home)}
-    watcher = subprocess.Popen(
-        cli("watch", root, "--json-log", "--workers", "1"),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    watcher = start_watcher(root, env)
     clip = tmp_path / "clip.wav"
     import soundfile
 
