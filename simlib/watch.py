@@ -273,6 +273,7 @@ class Watcher:
                         follow_symlinks=self.follow,
                     )
                     self.log({"event": "reconciled", **_counts(report)})
+            pool.start()  # models loaded in every worker before the first event
             self.log({"event": "watching", "roots": [str(p) for p in self.root_paths]})
             try:
                 while not stop.is_set():

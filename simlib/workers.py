@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing
+import os
 import signal
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -55,6 +57,10 @@ def _call(func: Callable[[Any, T], R], item: T) -> R:
     return func(_worker_state["context"], item)
 
 
+def _pid(_context: Any, _item: Any) -> int:
+    return os.getpid()
+
+
 class WorkerPool:
     """`map(func, items)` yields (item, func(context, item)); context = setup() per process.
 
@@ -85,6 +91,19 @@ class WorkerPool:
                 self._executor.shutdown(wait=True)
             else:
                 self._terminate()
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Start every worker now and wait until each has run `setup` (loaded its models),
+        so that the first real item is not delayed by process start-up."""
+        if self.workers == 1:
+            return
+        if self._executor is None:
+            self._executor = self._new_executor(self.workers)
+        ready: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(ready) < self.workers and time.monotonic() < deadline:
+            futures = [self._executor.submit(_call, _pid, None) for _ in range(self.workers)]
+            ready.update(f.result() for f in futures)
 
     def _new_executor(self, size: int) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
