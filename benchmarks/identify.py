@@ -293,7 +293,19 @@ def main() -> None:
     parser.add_argument(
         "--calibrate",
         action="store_true",
-        help="fit each simlib variant's confidence on separate clips (seed + 1) first",
+        help="fit each simlib variant's confidence on separate clips (--calibration-seed) first",
+    )
+    parser.add_argument(
+        "--calibration-seed",
+        type=int,
+        default=None,
+        help="seed of the --calibrate clips (default: --seed + 1); never the reported seed",
+    )
+    parser.add_argument(
+        "--calibration-clips-per-cell",
+        type=int,
+        default=None,
+        help="clips per cell for --calibrate (default: half of --clips-per-cell)",
     )
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -316,10 +328,15 @@ def main() -> None:
         audio_s = sum(durations[p] for p in library.paths)
         if args.calibrate:
             (work / "calibration").mkdir()
+            calibration_seed = (
+                args.seed + 1 if args.calibration_seed is None else args.calibration_seed
+            )
+            if calibration_seed == args.seed:
+                parser.error("--calibration-seed must differ from --seed")
+            per_cell = args.calibration_clips_per_cell or args.clips_per_cell // 2
             calibration_clips = make_clips(
-                library, noise, args.clips_per_cell // 2, work / "calibration", args.seed + 1,
-                durations,
-            )  # fmt: skip
+                library, noise, per_cell, work / "calibration", calibration_seed, durations
+            )
         main_system = SimlibSystem(model, work / "index0", configs[0])
         systems = {f"simlib {configs[0]}": main_system}
         for i, config in enumerate(configs[1:], 1):

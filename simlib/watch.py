@@ -51,7 +51,7 @@ class WatchSettings:
     """A file with no event and the same size and mtime for this long is complete."""
     closed_settle_s: float = 0.2
     """The same, for a file the platform reported closed after writing."""
-    batch_size: int = 64
+    batch_size: int = 256
     rebuild_after: int = 500
     """Rebuild the indexes once this many catalog changes are not in them..."""
     quiet_s: float = 10.0

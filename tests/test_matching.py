@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simlib.matching import Hits, candidates, confidence, vote
+from simlib.matching import MIN_SIMILARITY, RUNNER_UP_WEIGHT, Hits, candidates, confidence, vote
 
 
 def hits_for(track: int, offset_s: float, n_query: int, seed: int = 0, k: int = 10) -> Hits:
@@ -13,7 +13,7 @@ def hits_for(track: int, offset_s: float, n_query: int, seed: int = 0, k: int = 
     q = np.repeat(np.arange(n_query) * 0.1, k)
     tracks = rng.integers(0, 50, q.size)
     db = rng.uniform(0, 200, q.size)
-    sim = rng.uniform(0.0, 0.5, q.size)
+    sim = rng.uniform(0.0, 0.65, q.size)
     aligned = np.arange(0, q.size, k)
     tracks[aligned] = track
     db[aligned] = np.round((q[aligned] + offset_s) * 2) / 2  # database grid of 0.5 s
@@ -51,6 +51,16 @@ def test_empty_hits_and_confidence_range() -> None:
     assert vote(empty) == [] and candidates(empty) == []
     for margin in (-1.0, 0.0, 0.35, 1.0, 5.0):
         assert 0.0 <= confidence(margin, (12.0, 0.35)) <= 1.0
+
+
+def test_margin_discounts_runner_up() -> None:
+    """Margin = support - RUNNER_UP_WEIGHT x the runner-up's support; weak hits count 0."""
+    one = hits_for(track=5, offset_s=3.0, n_query=21)
+    best, second = candidates(one)[:2]
+    assert best.track_id == 5 and best.support > 0.5 > second.support
+    assert abs(best.margin - (best.support - RUNNER_UP_WEIGHT * second.support)) < 1e-9
+    weak = Hits(one.query_s, one.track_id, one.db_s, np.minimum(one.similarity, MIN_SIMILARITY), 21)
+    assert candidates(weak) == []
 
 
 def test_threshold_and_limit() -> None:
