@@ -244,7 +244,7 @@ def main() -> None:
         ("peak memory of watcher + workers, PSS sum (MB)", f"{peak_pss:.0f}"),
         ("peak RSS of the largest single process (MB)", f"{peak_rss:.0f}"),
         (
-            f"{args.readers} reader processes during the burst: errors / calls",
+            f"{args.readers} reader processes during ingest + rebuild: errors / calls",
             f"{errors} / {calls}",
         ),
     ]
