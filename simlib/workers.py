@@ -114,13 +114,20 @@ class WorkerPool:
         )
 
     def _terminate(self) -> None:
+        """Stop every worker now, including one the pool was starting meanwhile."""
         executor, self._executor = self._executor, None
-        processes = list(getattr(executor, "_processes", {}).values())
+        seen = dict(getattr(executor, "_processes", None) or {})
         executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.join(timeout=5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            seen.update(getattr(executor, "_processes", None) or {})
+            alive = [p for p in seen.values() if p.is_alive()]
+            if not alive:
+                return
+            for process in alive:
+                process.terminate()
+            for process in alive:
+                process.join(timeout=1)
 
     def map(
         self, func: Callable[[Any, T], R], items: Iterable[T]

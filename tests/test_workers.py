@@ -2,6 +2,7 @@
 
 import multiprocessing
 import os
+import time
 
 import pytest
 
@@ -36,4 +37,7 @@ def test_interrupting_the_consumer_stops_the_workers():
     with pytest.raises(KeyboardInterrupt), WorkerPool(2) as pool:
         for _item, _result in pool.map(double_or_die, [1, 2, 4, 5]):
             raise KeyboardInterrupt
-    assert not [p for p in multiprocessing.active_children() if p.is_alive()]
+    deadline = time.monotonic() + 10  # terminated processes take a moment to be reaped
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not multiprocessing.active_children()
