@@ -50,6 +50,13 @@ def _one_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+def reason(error: DecodeError | OSError) -> str:
+    """The one-line reason an input could not be read, as simlib reports it."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return _one_line(error)
+
+
 def _open(source: AudioSource) -> av.container.InputContainer:
     try:
         container = av.open(source if not isinstance(source, Path) else str(source), mode="r")

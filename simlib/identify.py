@@ -19,10 +19,10 @@ import numpy as np
 
 from simlib import audio, features, matching
 from simlib.catalog import Catalog
-from simlib.config import SimlibError
 from simlib.embedders import FINGERPRINT
 from simlib.fingerprint import FingerprintModel
 from simlib.fingerprint_index import FingerprintIndex
+from simlib.indexing import current_index
 from simlib.types import Match, Segments, Track
 
 STDIN = "-"
@@ -103,11 +103,7 @@ class Identifier:
     """A loaded model and an open index, reused for every clip of a call."""
 
     def __init__(self, catalog: Catalog, model: FingerprintModel) -> None:
-        info = catalog.index_info(FINGERPRINT)
-        if info is None:
-            raise SimlibError("no fingerprint index yet: run `simlib scan DIR` first")
-        if info["model_version"] != model.version:
-            raise SimlibError("the fingerprint index is from another model: run `simlib scan`")
+        info = current_index(catalog, FINGERPRINT, model.version)
         self.catalog = catalog
         self.model = model
         self.index = FingerprintIndex.open(Path(info["path"]))
@@ -132,11 +128,8 @@ class Identifier:
         try:
             source = io.BytesIO(sys.stdin.buffer.read()) if clip == STDIN else Path(clip)
             found = self.matches(source, top, min_confidence)
-        except audio.DecodeError as error:
-            result.error = str(error)
-            return result
-        except OSError as error:
-            result.error = (error.strerror or str(error)).lower()
+        except (audio.DecodeError, OSError) as error:
+            result.error = audio.reason(error)
             return result
         tracks = self.catalog.tracks(m.track_id for m in found)
         result.candidates = [describe(tracks[m.track_id], m) for m in found if m.track_id in tracks]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from simlib import fingerprint_index, track_index
 from simlib.catalog import Catalog
-from simlib.config import INDEX_DIR_NAME
+from simlib.config import INDEX_DIR_NAME, SimlibError
 from simlib.pipeline import Embedder
 
 
@@ -30,6 +30,16 @@ def is_fresh(catalog: Catalog, embedder: Embedder) -> bool:
         and info["model_version"] == embedder.version
         and Path(info["path"]).exists()
     )
+
+
+def current_index(catalog: Catalog, name: str, model_version: str) -> dict:
+    """The catalog's record of index `name`, if it was built with `model_version`."""
+    info = catalog.index_info(name)
+    if info is None:
+        raise SimlibError(f"no {name} index yet: run `simlib scan DIR` first")
+    if info["model_version"] != model_version:
+        raise SimlibError(f"the {name} index is from another model: run `simlib scan`")
+    return info
 
 
 def rebuild_indexes(

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simlib.audio import AudioInfo
+from simlib.audio import AudioInfo, reason
 from simlib.catalog import Catalog, FileState, KnownTrack
 from simlib.config import AUDIO_EXTENSIONS, IGNORED_SUFFIXES, SimlibError
 from simlib.indexing import rebuild_indexes
@@ -104,7 +104,7 @@ def _inspect(_context: None, path: Path) -> tuple[FileState, AudioInfo | str] | 
     except AnalysisError as error:
         return state, str(error)
     except OSError as error:
-        return None if not os.path.lexists(path) else (_error_state(path), _os_reason(error))
+        return None if not os.path.lexists(path) else (_error_state(path), reason(error))
 
 
 def _analyse(embedders: list[Embedder], job: tuple[Path, AudioInfo]) -> Analysis | str | None:
@@ -117,11 +117,7 @@ def _analyse(embedders: list[Embedder], job: tuple[Path, AudioInfo]) -> Analysis
     except AnalysisError as error:
         return str(error)
     except OSError as error:
-        return _os_reason(error)
-
-
-def _os_reason(error: OSError) -> str:
-    return (error.strerror or str(error)).strip().splitlines()[0].lower()
+        return reason(error)
 
 
 def _error_state(path: Path) -> FileState:

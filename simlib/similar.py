@@ -18,8 +18,8 @@ import numpy as np
 
 from simlib import audio, features
 from simlib.catalog import Catalog
-from simlib.config import SimlibError
 from simlib.embedders import SIMILARITY
+from simlib.indexing import current_index
 from simlib.similarity import SimilarityModel
 from simlib.tags import Tags, read_tags
 from simlib.track_index import TrackIndex
@@ -72,11 +72,7 @@ class Recommender:
     """A loaded model and an open index, reused for every query of a call."""
 
     def __init__(self, catalog: Catalog, model: SimilarityModel) -> None:
-        info = catalog.index_info(SIMILARITY)
-        if info is None:
-            raise SimlibError("no similarity index yet: run `simlib scan DIR` first")
-        if info["model_version"] != model.version:
-            raise SimlibError("the similarity index is from another model: run `simlib scan`")
+        info = current_index(catalog, SIMILARITY, model.version)
         self.catalog = catalog
         self.model = model
         self.index = TrackIndex(Path(info["path"]), info["dim"] or model.dim)
@@ -137,10 +133,8 @@ class Recommender:
         for result in results:
             try:
                 seeds.append(self.seed(result.query))
-            except audio.DecodeError as error:
-                result.error = str(error)
-            except OSError as error:
-                result.error = (error.strerror or str(error)).lower()
+            except (audio.DecodeError, OSError) as error:
+                result.error = audio.reason(error)
             else:
                 if not blend:
                     result.results = self.neighbours(seeds[-1:], n, exclude_artist, exclude_album)
