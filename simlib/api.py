@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from simlib.catalog import Catalog
 from simlib.config import Settings, SimlibError, resolve_home
@@ -20,12 +21,14 @@ from simlib.embedders import (
     local_weights,
     weights_in_use,
 )
-from simlib.identify import IdentifyResult, identify_clips
 from simlib.scan import Progress, ScanReport
 from simlib.scan import scan as scan_catalog
-from simlib.similar import SimilarResult, similar_tracks
 from simlib.watch import Watcher, WatchSettings
 from simlib.writer_lock import writer_lock
+
+if TYPE_CHECKING:  # the query modules import torch: a scan or a watcher never needs them
+    from simlib.identifier import IdentifyResult
+    from simlib.recommender import SimilarResult
 
 
 def open_catalog(home: Path | str | None = None) -> Catalog:
@@ -85,6 +88,8 @@ def identify(
 
     "-" reads a clip from standard input. The model is loaded once for all clips.
     """
+    from simlib.identifier import identify_clips
+
     catalog = open_catalog(home)
     settings = Settings.load(catalog.home)
     try:
@@ -112,6 +117,8 @@ def similar(
 
     A track may be a library file or any audio file, which is embedded on the fly.
     """
+    from simlib.recommender import similar_tracks
+
     catalog = open_catalog(home)
     settings = Settings.load(catalog.home)
     try:

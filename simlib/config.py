@@ -13,6 +13,8 @@ HOME_ENV = "SIMLIB_HOME"
 CATALOG_NAME = "catalog.db"
 CONFIG_NAME = "config.toml"
 INDEX_DIR_NAME = "indexes"
+SHIPPED_WEIGHTS_DIR = Path(__file__).parent / "models" / "weights"
+"""The default model weights, `<model name>.pt`, installed with the package."""
 
 AUDIO_EXTENSIONS = frozenset(
     {

@@ -2,20 +2,27 @@
 
 Weights trained locally (`simlib train ...`, saved as `$SIMLIB_HOME/models/<name>.pt`)
 take the place of the weights shipped in the package.
+
+The coordinating process of a scan or a watcher imports this module to name the
+stages' loader for its workers, but never loads a model: the model modules (and
+torch, about 500 MB per process) are imported by the loaders, in the workers.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from simlib import fingerprint, similarity
-from simlib.fingerprint import FingerprintModel
+from simlib.config import SHIPPED_WEIGHTS_DIR
 from simlib.pipeline import Embedder
-from simlib.similarity import SimilarityModel
 from simlib.types import Segments
+
+if TYPE_CHECKING:
+    from simlib.fingerprint import FingerprintModel
+    from simlib.similarity import SimilarityModel
 
 FINGERPRINT = "fingerprint"
 SIMILARITY = "similarity"
@@ -32,7 +39,7 @@ def weights_in_use(home: Path, name: str) -> Path:
     local = local_weights(home, name)
     if local.is_file():
         return local
-    return {FINGERPRINT: fingerprint.DEFAULT_WEIGHTS, SIMILARITY: similarity.WEIGHTS_PATH}[name]
+    return SHIPPED_WEIGHTS_DIR / f"{name}.pt"
 
 
 class FingerprintStage:
@@ -44,9 +51,11 @@ class FingerprintStage:
     def __init__(self, model: FingerprintModel) -> None:
         self.model = model
         self.version = model.version
-        self.dim = model.dim
-        self.metric = str(model.settings.get("metric", "angular"))
-        self.n_trees = model.n_trees
+        self.index_params = {
+            "dim": model.dim,
+            "metric": str(model.settings.get("metric", "angular")),
+            "n_trees": model.n_trees,
+        }
 
     def embed(self, mel: np.ndarray) -> Segments:
         segments = self.model.embed(mel, self.model.db_hop_s)
@@ -58,6 +67,7 @@ class SimilarityStage:
 
     name = SIMILARITY
     kind = "track"
+    index_params: dict = {}
 
     def __init__(self, model: SimilarityModel) -> None:
         self.model = model
@@ -75,11 +85,15 @@ def _load(model_class: type, path: Path, _mtime_ns: int) -> FingerprintModel | S
 
 
 def load_fingerprint_model(home: Path) -> FingerprintModel:
+    from simlib.fingerprint import FingerprintModel
+
     path = weights_in_use(home, FINGERPRINT)
     return _load(FingerprintModel, path, path.stat().st_mtime_ns)
 
 
 def load_similarity_model(home: Path) -> SimilarityModel:
+    from simlib.similarity import SimilarityModel
+
     path = weights_in_use(home, SIMILARITY)
     return _load(SimilarityModel, path, path.stat().st_mtime_ns)
 

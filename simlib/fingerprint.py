@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from simlib.config import SHIPPED_WEIGHTS_DIR
 from simlib.features import FRAME_RATE_HZ, LOG_FLOOR, N_MELS
 from simlib.models.fingerprint_encoder import FingerprintEncoder
 from simlib.types import Segments
 
-DEFAULT_WEIGHTS = Path(__file__).parent / "models" / "weights" / "fingerprint.pt"
+DEFAULT_WEIGHTS = SHIPPED_WEIGHTS_DIR / "fingerprint.pt"
 SILENCE_MARGIN = 2.0
 """A segment whose loudest mel bin is within this (natural log units) of the floor is
 digital silence and gets no vector."""

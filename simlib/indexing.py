@@ -1,6 +1,6 @@
 """Rebuild the Annoy indexes from the catalog when they are stale.
 
-Each embedder has one index, at `$SIMLIB_HOME/indexes/<name>.ann`. It is
+Each analysis stage has one index, at `$SIMLIB_HOME/indexes/<name>.ann`. It is
 rebuilt when the catalog's generation or the model version differs from what
 the index was built from, and recorded in the catalog's `indexes` table.
 """
@@ -13,21 +13,21 @@ from pathlib import Path
 from simlib import fingerprint_index, track_index
 from simlib.catalog import Catalog
 from simlib.config import INDEX_DIR_NAME, SimlibError
-from simlib.pipeline import Embedder
+from simlib.pipeline import StageSpec
 
 
-def index_path(catalog: Catalog, embedder: Embedder) -> Path:
+def index_path(catalog: Catalog, stage: StageSpec) -> Path:
     """A track index is one Annoy file; a segment index is a folder of builds."""
     folder = catalog.home / INDEX_DIR_NAME
-    return folder / (embedder.name if embedder.kind == "segments" else f"{embedder.name}.ann")
+    return folder / (stage.name if stage.kind == "segments" else f"{stage.name}.ann")
 
 
-def is_fresh(catalog: Catalog, embedder: Embedder) -> bool:
-    info = catalog.index_info(embedder.name)
+def is_fresh(catalog: Catalog, stage: StageSpec) -> bool:
+    info = catalog.index_info(stage.name)
     return bool(
         info
         and info["generation"] == catalog.generation
-        and info["model_version"] == embedder.version
+        and info["model_version"] == stage.version
         and Path(info["path"]).exists()
     )
 
@@ -44,37 +44,34 @@ def current_index(catalog: Catalog, name: str, model_version: str) -> dict:
 
 def rebuild_indexes(
     catalog: Catalog,
-    embedders: list[Embedder],
+    stages: list[StageSpec],
     progress: Callable[[int, int], None] | None = None,
     force: bool = False,
 ) -> list[str]:
     """Rebuild every stale index; return the names rebuilt."""
-    stale = [e for e in embedders if force or not is_fresh(catalog, e)]
+    stale = [e for e in stages if force or not is_fresh(catalog, e)]
     rebuilt = []
-    for done, embedder in enumerate(stale):
+    for done, stage in enumerate(stale):
         if progress:
             progress(done, len(stale))
         generation = catalog.generation
-        path = index_path(catalog, embedder)
-        if embedder.kind == "segments":
+        path = index_path(catalog, stage)
+        if stage.kind == "segments":
             stats = fingerprint_index.build(
                 path,
-                catalog.segments(embedder.name),
-                dim=embedder.dim,
-                metric=embedder.metric,
-                n_trees=embedder.n_trees,
+                catalog.segments(stage.name),
+                **stage.index_params,
             )
-            dim, items, tracks, size = embedder.dim, stats.items, stats.tracks, stats.bytes
+            dim, items, tracks = stage.index_params["dim"], stats.items, stats.tracks
+            size = stats.bytes
         else:
-            ids, vectors = catalog.vectors(embedder.name)
+            ids, vectors = catalog.vectors(stage.name)
             track_index.build(path, ids, vectors)
             dim = vectors.shape[1] if len(ids) else 0
             items = tracks = len(ids)
             size = path.stat().st_size
-        catalog.record_index(
-            embedder.name, path, embedder.version, dim, items, tracks, size, generation
-        )
-        rebuilt.append(embedder.name)
+        catalog.record_index(stage.name, path, stage.version, dim, items, tracks, size, generation)
+        rebuilt.append(stage.name)
     if progress:
         progress(len(stale), len(stale))
     return rebuilt

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from simlib import audio, features
+from simlib import audio
 from simlib.catalog import FileState
 from simlib.config import MIN_DURATION_S
 from simlib.tags import Tags, read_tags
@@ -27,14 +27,32 @@ class Embedder(Protocol):
     `embed` returns one vector per track (`kind` "track", stored as an
     embedding) or `Segments` (`kind` "segments", stored as fingerprints).
     `version` changes whenever the output would, so a scan knows which
-    tracks to redo.
+    tracks to redo. `index_params` are the keyword arguments of the index
+    build (for "segments": dim, metric, n_trees; empty for "track").
     """
 
     name: str
     version: str
     kind: str
+    index_params: dict
 
     def embed(self, mel: np.ndarray) -> np.ndarray | Segments: ...
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """What the coordinating process needs of a stage (versions for the catalog, index
+    parameters) without loading its model: only analysis workers import torch."""
+
+    name: str
+    version: str
+    kind: str
+    index_params: dict = field(default_factory=dict, hash=False)
+
+
+def describe(embedders: list[Embedder], _item: object = None) -> list[StageSpec]:
+    """Worker function: the specs of the stages this process runs."""
+    return [StageSpec(e.name, e.version, e.kind, dict(e.index_params)) for e in embedders]
 
 
 class AnalysisError(Exception):
@@ -81,12 +99,18 @@ def inspect_file(path: Path) -> audio.AudioInfo:
         raise AnalysisError("is a directory") from error
 
 
-def decode_features(path: Path) -> np.ndarray:
-    """Stages 1-2: stream-decode to 16 kHz mono and compute log-mel frames."""
+def decode_features(path: Path) -> tuple[np.ndarray, float]:
+    """Stages 1-2: stream-decode to 16 kHz mono and compute log-mel frames.
+
+    Returns (frames, duration in seconds).
+    """
+    from simlib import features  # torch: imported by the processes that analyse, only
+
     try:
-        return features.log_mel_stream(audio.stream(path))
+        mel = features.log_mel_stream(audio.stream(path))
     except audio.DecodeError as error:
         raise AnalysisError(str(error)) from error
+    return mel, mel.shape[0] / features.FRAME_RATE_HZ
 
 
 def analyse(path: Path, embedders: list[Embedder], info: audio.AudioInfo | None = None) -> Analysis:
@@ -96,8 +120,7 @@ def analyse(path: Path, embedders: list[Embedder], info: audio.AudioInfo | None 
         raise AnalysisError("empty file (0 bytes)")
     info = info or inspect_file(path)
     tags = read_tags(path)
-    mel = decode_features(path)
-    duration_s = mel.shape[0] / features.FRAME_RATE_HZ
+    mel, duration_s = decode_features(path)
     if duration_s < MIN_DURATION_S:
         raise AnalysisError(f"too short to analyse ({duration_s:.2f} s < {MIN_DURATION_S:g} s)")
     outputs = {e.name: (e.version, e.embed(mel)) for e in embedders}

@@ -15,6 +15,7 @@ interrupted scan keeps every finished track; the next one resumes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +26,16 @@ from simlib.audio import AudioInfo, reason
 from simlib.catalog import Catalog, FileState, KnownTrack
 from simlib.config import AUDIO_EXTENSIONS, IGNORED_SUFFIXES, SimlibError
 from simlib.indexing import rebuild_indexes
-from simlib.pipeline import Analysis, AnalysisError, Embedder, analyse, file_state, inspect_file
+from simlib.pipeline import (
+    Analysis,
+    AnalysisError,
+    Embedder,
+    StageSpec,
+    analyse,
+    describe,
+    file_state,
+    inspect_file,
+)
 from simlib.tags import from_filename, read_tags
 from simlib.workers import WorkerCrash, WorkerPool
 
@@ -135,9 +145,9 @@ Root = tuple[int, Path, bool]
 class Sync:
     """One pass of bringing the catalog in line with files: plan, then `apply`."""
 
-    def __init__(self, catalog: Catalog, embedders: list[Embedder], progress: Progress | None):
+    def __init__(self, catalog: Catalog, stages: list[StageSpec], progress: Progress | None):
         self.catalog = catalog
-        self.versions = {e.name: e.version for e in embedders}
+        self.versions = {stage.name: stage.version for stage in stages}
         self.progress = progress or (lambda *_: None)
         self.report = ScanReport()
         self.root_of: dict[str, int] = {}
@@ -312,24 +322,30 @@ def scan(
 ) -> ScanReport:
     """Scan `dirs` (all registered roots if empty) into `catalog`; see the module doc.
 
-    `pool` lets a long-running caller (the watcher) reuse its worker processes.
+    `pool` lets a long-running caller (the watcher) reuse its worker processes;
+    its setup must be `embedder_factory`.
     """
     started = time.monotonic()
     roots, missing_roots = resolve_roots(catalog, dirs, follow_symlinks)
-    embedders = embedder_factory()
-    sync = Sync(catalog, embedders, progress)
-    sync.report.missing_roots = missing_roots
-    sync.report.roots = [str(path) for _, path, _ in roots]
-    todo, missing = sync.plan(roots)
-    if pool is None:
-        with WorkerPool(workers, setup=embedder_factory) as own_pool:
-            report = sync.apply(own_pool, todo, missing)
-    else:
+    with contextlib.ExitStack() as stack:
+        if pool is None:
+            pool = stack.enter_context(WorkerPool(workers, setup=embedder_factory))
+        stages = stage_specs(pool)
+        sync = Sync(catalog, stages, progress)
+        sync.report.missing_roots = missing_roots
+        sync.report.roots = [str(path) for _, path, _ in roots]
+        todo, missing = sync.plan(roots)
         report = sync.apply(pool, todo, missing)
     for root_id, _, _ in roots:
         catalog.mark_root_scanned(root_id)
-    report.indexes = rebuild_indexes(
-        catalog, embedders, lambda d, t: sync.progress("index", d, t, 0)
-    )
+    report.indexes = rebuild_indexes(catalog, stages, lambda d, t: sync.progress("index", d, t, 0))
     report.seconds = time.monotonic() - started
     return report
+
+
+def stage_specs(pool: WorkerPool) -> list[StageSpec]:
+    """The analysis stages the pool's workers run, asked of a worker."""
+    try:
+        return pool.run_once(describe)
+    except WorkerCrash as crash:
+        raise SimlibError(f"cannot load the analysis models: {crash}") from crash

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from simlib.config import SHIPPED_WEIGHTS_DIR
 from simlib.features import FRAME_RATE_HZ, LOG_FLOOR, N_MELS
 from simlib.models.similarity_encoder import EncoderConfig, SimilarityEncoder
 
-WEIGHTS_PATH = Path(__file__).parent / "models" / "weights" / "similarity.pt"
+WEIGHTS_PATH = SHIPPED_WEIGHTS_DIR / "similarity.pt"
 """The shipped weights: a dict with "config" and "state_dict", loadable with weights_only=True."""
 
 CROP_FRAMES = 4 * FRAME_RATE_HZ

@@ -35,8 +35,17 @@ from watchdog.observers import Observer
 
 from simlib.catalog import Catalog
 from simlib.indexing import rebuild_indexes
-from simlib.pipeline import Embedder
-from simlib.scan import EmbedderFactory, Root, Sync, is_candidate, resolve_roots, scan, walk
+from simlib.pipeline import StageSpec
+from simlib.scan import (
+    EmbedderFactory,
+    Root,
+    Sync,
+    is_candidate,
+    resolve_roots,
+    scan,
+    stage_specs,
+    walk,
+)
 from simlib.workers import WorkerPool
 from simlib.writer_lock import writer_lock
 
@@ -120,7 +129,7 @@ class Watcher:
         """The roots that are present, with their catalog ids."""
         self.root_paths: list[Path] = []
         """Every root, present or not."""
-        self.embedders: list[Embedder] = []
+        self.stages: list[StageSpec] = []
 
     # -- events -----------------------------------------------------------------
 
@@ -227,7 +236,7 @@ class Watcher:
         removed = {p for p in removed if any(p.is_relative_to(root) for _, root, _ in live)}
         if not changed and not removed:
             return
-        sync = Sync(self.catalog, self.embedders, None)
+        sync = Sync(self.catalog, self.stages, None)
         with writer_lock(self.catalog.home):
             todo, missing = sync.plan_changes(live, changed, removed)
             report = sync.apply(pool, todo, missing)
@@ -236,7 +245,7 @@ class Watcher:
 
     def maybe_rebuild(self, now: float) -> None:
         generation = self.catalog.generation
-        built = [self.catalog.index_info(e.name) for e in self.embedders]
+        built = [self.catalog.index_info(s.name) for s in self.stages]
         behind = max(
             (generation - (info["generation"] if info else -1) for info in built), default=0
         )
@@ -246,13 +255,13 @@ class Watcher:
         if self.state.pending or self.state.ready or self.state.folders:
             return  # more is coming: rebuild once it has landed
         with writer_lock(self.catalog.home):
-            rebuilt = rebuild_indexes(self.catalog, self.embedders)
+            rebuilt = rebuild_indexes(self.catalog, self.stages)
         self.log({"event": "indexes-rebuilt", "indexes": rebuilt, "generation": generation})
 
     def run(self, stop: threading.Event) -> None:
         """Reconcile, then follow events until `stop` is set."""
-        self.embedders = self.factory()
         with WorkerPool(self.workers, setup=self.factory) as pool:
+            self.stages = stage_specs(pool)
             with writer_lock(
                 self.catalog.home, lambda m: self.log({"event": "wait", "message": m})
             ):

@@ -1,9 +1,12 @@
 """Run per-file functions on all cores, robust to crashes and Ctrl-C.
 
 Each process computes with one torch thread: parallelism comes from the
-processes, and threads on top of them only contend. Workers are spawned
-processes (torch is not fork-safe once used), started once per pool and
-reused by every `map`, ignore SIGINT so that the parent alone decides what
+processes, and threads on top of them only contend. Workers are forked from
+a fork server that has imported the module defining `setup` (with torch)
+but computed nothing yet (torch is not fork-safe once used), so the workers
+share those pages instead of each holding its own ~500 MB copy, and the
+coordinating process need not import torch at all. They are started once
+per pool and reused by every `map`, ignore SIGINT so that the parent alone decides what
 happens on Ctrl-C, and hold at most two items each, so memory stays bounded
 however many files there are. A worker that dies (a crash inside FFmpeg, say)
 costs only the items in flight: those are retried one at a time in a fresh
@@ -22,8 +25,6 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
-
-import torch
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -46,9 +47,19 @@ def limit_heap_growth() -> None:
         ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, 128 * 1024)
 
 
+def _torch_threads(count: int | None = None) -> int:
+    """Set torch's intra-op thread count if given; return the count before."""
+    import torch  # only processes that compute import it
+
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    return before
+
+
 def _init_worker(setup: Callable[[], Any] | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
+    _torch_threads(1)
     limit_heap_growth()
     _worker_state["context"] = setup() if setup else None
 
@@ -75,17 +86,19 @@ class WorkerPool:
         self.setup = setup
         self._executor: ProcessPoolExecutor | None = None
         self._local_context: Any = None
-        self._threads = torch.get_num_threads()
+        self._threads: int | None = None
 
     def __enter__(self) -> WorkerPool:
-        torch.set_num_threads(1)
         limit_heap_growth()
-        if self.workers == 1 and self.setup:
-            self._local_context = self.setup()
+        if self.workers == 1:
+            self._threads = _torch_threads(1)
+            if self.setup:
+                self._local_context = self.setup()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
-        torch.set_num_threads(self._threads)
+        if self._threads is not None:
+            _torch_threads(self._threads)
         if self._executor is not None:
             if exc_type is None:
                 self._executor.shutdown(wait=True)
@@ -105,10 +118,21 @@ class WorkerPool:
             futures = [self._executor.submit(_call, _pid, None) for _ in range(self.workers)]
             ready.update(f.result() for f in futures)
 
+    def run_once(self, func: Callable[[Any, None], R]) -> R:
+        """func(context, None) in one worker (or here, with one worker); a crash raises
+        WorkerCrash."""
+        ((_, result),) = self.map(func, [None])
+        if isinstance(result, WorkerCrash):
+            raise result
+        return result
+
     def _new_executor(self, size: int) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        if self.setup is not None:  # takes effect when the fork server starts
+            context.set_forkserver_preload([getattr(self.setup, "func", self.setup).__module__])
         return ProcessPoolExecutor(
             max_workers=size,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_init_worker,
             initargs=(self.setup,),
         )

@@ -91,6 +91,7 @@ class MeanMel:
     """A real (if simple) embedder: the normalised mean log-mel spectrum."""
 
     name, version, kind = "mean-mel", "1", "track"
+    index_params: dict = {}
 
     def __init__(self, on_call=None):
         self.calls = 0

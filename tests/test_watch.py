@@ -167,10 +167,10 @@ def cli(*args):
     return [sys.executable, "-m", "simlib", *map(str, args)]
 
 
-def start_watcher(root, env) -> subprocess.Popen:
+def start_watcher(root, env, workers=1) -> subprocess.Popen:
     """`simlib watch ROOT --json-log` as a real subprocess; its log lines on stdout."""
     return subprocess.Popen(
-        cli("watch", root, "--json-log", "--workers", "1"),
+        cli("watch", root, "--json-log", "--workers", workers),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -220,6 +220,46 @@ def test_kill_9_during_ingest_then_restart_is_consistent(tmp_path, example_lib):
     assert all(index["fresh"] for index in summary["indexes"]) and len(summary["indexes"]) == 2
     for index in summary["indexes"]:
         assert index["tracks"] == len(on_disk)
+
+
+def maps_torch(pid: int) -> bool:
+    return "libtorch_cpu" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, stack = [], [pid]
+    while stack:
+        kids = children.get(stack.pop(), [])
+        found += kids
+        stack += kids
+    return found
+
+
+def test_the_watcher_leaves_the_models_to_its_workers(tmp_path, example_lib):
+    """With worker processes, the watcher itself never imports torch (~500 MB a process):
+    the workers fork from a server that has, and share its pages."""
+    root = tmp_path / "music"
+    shutil.copytree(sorted(p for p in example_lib.glob("*/*") if p.is_dir())[0], root)
+    env = {**os.environ, "SIMLIB_HOME": str(tmp_path / "home")}
+    watcher = start_watcher(root, env, workers=2)
+    try:
+        assert json.loads(watcher.stdout.readline())["event"] == "reconciled"
+        assert json.loads(watcher.stdout.readline())["event"] == "watching"
+        workers = [pid for pid in descendants(watcher.pid) if maps_torch(pid)]
+        assert not maps_torch(watcher.pid)
+        assert len(workers) >= 2  # the fork server and at least the pool's workers
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        watcher.wait(timeout=30)
+    catalog = Catalog(tmp_path / "home")
+    assert catalog.summary()["tracks"] == len(list(root.iterdir()))
 
 
 def test_concurrent_readers_never_fail_during_ingest_and_rebuilds(tmp_path, example_lib):

@@ -278,6 +278,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--no-resume", action="store_true")
     parser.add_argument("--pca-dim", type=int, default=None)
+    parser.add_argument("--init-weights", type=Path, default=None, help="fine-tune these")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
     args = parser.parse_args()
     corpus = args.corpus.expanduser()
     train, held = corpus_split(corpus)
@@ -293,6 +295,8 @@ def main() -> None:
         val_paths=held,
         batch_size=args.batch_size,
         pca_dim=args.pca_dim,
+        init_weights=args.init_weights,
+        lr=args.lr,
     )
     print(summary, flush=True)
 
