@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -228,14 +229,33 @@ class Catalog:
 
     # -- reading tracks -----------------------------------------------------------
 
-    def known_tracks(self, root_id: int) -> dict[str, KnownTrack]:
-        """Every track under a root, by path, with the model versions of its analysis."""
+    def known_tracks(
+        self, root_id: int, under: Iterable[str] | None = None
+    ) -> dict[str, KnownTrack]:
+        """Tracks under a root, by path, with the model versions of their analysis.
+
+        With `under` (file or folder paths), only the tracks at or below those paths:
+        what the watcher needs for one batch, without reading a whole large library.
+        """
+        if under is None:
+            return self._known_where("root_id = ?", [root_id])
+        known: dict[str, KnownTrack] = {}
+        paths = list(under)
+        for start in range(0, len(paths), 300):
+            clauses, params = [], [root_id]
+            for path in paths[start : start + 300]:
+                clauses.append("path = ? OR (path > ? AND path < ?)")  # the file, or below it
+                params += [path, path + os.sep, path + chr(ord(os.sep) + 1)]
+            known.update(self._known_where(f"root_id = ? AND ({' OR '.join(clauses)})", params))
+        return known
+
+    def _known_where(self, where: str, params: list) -> dict[str, KnownTrack]:
         versions: dict[int, dict[str, str]] = {}
         for table in ("embeddings", "fingerprints"):
             for track_id, model, version in self.db.execute(
                 f"SELECT o.track_id, o.model, o.version FROM {table} o"
-                " JOIN tracks t ON t.id = o.track_id WHERE t.root_id = ?",
-                [root_id],
+                f" JOIN tracks t ON t.id = o.track_id WHERE {where}",
+                params,
             ):
                 versions.setdefault(track_id, {})[model] = version
         return {
@@ -248,9 +268,7 @@ class Catalog:
                 versions=versions.get(row["id"], {}),
             )
             for row in self.db["tracks"].rows_where(
-                "root_id = ?",
-                [root_id],
-                select="id, path, size, mtime_ns, content_hash, status",
+                where, params, select="id, path, size, mtime_ns, content_hash, status"
             )
         }
 

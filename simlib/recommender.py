@@ -96,7 +96,7 @@ class Recommender:
     def neighbours(
         self, seeds: list[Seed], n: int, exclude_artist: bool, exclude_album: bool
     ) -> list[dict]:
-        """The `n` tracks nearest to the seeds' mean vector, after the filters."""
+        """The `n` tracks scoring highest against the seeds' mean vector, after the filters."""
         vector = np.mean([s.vector for s in seeds], axis=0)
         vector /= max(float(np.linalg.norm(vector)), 1e-9)
         excluded = set().union(*(s.exclude_ids for s in seeds))
@@ -104,7 +104,7 @@ class Recommender:
         fresh = set(self.fresh_ids.tolist())
         exact = []
         if fresh:
-            scores = (self.fresh_vectors @ vector).tolist()
+            scores = self.index.scores(vector, self.fresh_vectors).tolist()
             exact = list(zip(self.fresh_ids.tolist(), scores, strict=True))
         while True:
             found = self.index.nearest(vector, wanted * OVERFETCH)

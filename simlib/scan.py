@@ -198,7 +198,8 @@ class Sync:
         todo: list[Path] = []
         missing: dict[str, KnownTrack] = {}
         for root_id, root, follow in roots:
-            known = self.catalog.known_tracks(root_id)
+            mine = [p for p in removed | changed if p.is_relative_to(root)]
+            known = self.catalog.known_tracks(root_id, under=[str(p) for p in mine])
             self.known.update(known)
             for gone in (p for p in removed if p.is_relative_to(root)):
                 if str(gone) in known:  # a file
@@ -231,6 +232,8 @@ class Sync:
             self.catalog.update_file(before.id, state, root_id, read_tags(Path(state.path)))
             return True
         for row in self.catalog.tracks_with_hash(content_hash):
+            if row["path"] not in self.known:  # e.g. the original of a copy, elsewhere
+                self.known.update(self.catalog.known_tracks(row["root_id"], under=[row["path"]]))
             source = self.known.get(row["path"])
             if source is None or not self._is_current(source):
                 continue

@@ -1,9 +1,18 @@
-"""Annoy `angular` index over one vector per track, for similar-track search.
+"""Annoy index over one vector per track, scored by inner products centred on the library.
 
-Annoy item ids are the catalog's track ids, so the index file is all there is:
-`build` writes it under a temporary name and `os.replace`s it into place, and
-a reader either has the old file (memory-mapped, still valid after the
-replace) or the new one, never a half-written one.
+The score of track x for query q is (q - c) . (x - c), with c the mean of the
+indexed vectors. Taking away what every track shares stops "hub" tracks, near
+to everything, from crowding every list (Suzuki et al. 2013, "Centering
+similarity measures to reduce hubs"). On the development corpus this raised
+album-P@10 from 0.287 to 0.445 on the validation split and from 0.311 to 0.434
+on the held-out test split, over plain cosine (see SIMILARITY_MODEL_CARD.md).
+The centre adapts to each library.
+
+The file is all there is. Annoy item ids are the catalog's track ids, which
+start at 1. Item 0 holds the centre. `build` writes the file under a
+temporary name and `os.replace`s it into place. A reader either has the old
+file (memory-mapped, still valid after the replace) or the new one, never a
+half-written one, and never a centre from another build.
 """
 
 from __future__ import annotations
@@ -15,15 +24,19 @@ import numpy as np
 from annoy import AnnoyIndex
 
 N_TREES = 32
+CENTRE_ID = 0
 
 
 def build(path: Path, ids: np.ndarray, vectors: np.ndarray, n_trees: int = N_TREES) -> None:
-    """Write the index of `vectors[i]` under item id `ids[i]` to `path`, atomically."""
+    """Write the index of `vectors[i]` (centred) under item id `ids[i]` (>= 1) to `path`,
+    atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)
     dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[0] else 1
-    index = AnnoyIndex(dim, "angular")
+    centre = vectors.mean(axis=0) if len(ids) else np.zeros(dim, dtype=np.float32)
+    index = AnnoyIndex(dim, "dot")
+    index.add_item(CENTRE_ID, centre.tolist())
     for track_id, vector in zip(ids.tolist(), vectors, strict=True):
-        index.add_item(int(track_id), vector.tolist())
+        index.add_item(int(track_id), (vector - centre).tolist())
     index.build(n_trees, n_jobs=1)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     index.save(str(temporary))
@@ -36,21 +49,27 @@ class TrackIndex:
 
     def __init__(self, path: Path, dim: int) -> None:
         self.dim = dim
-        self._index = AnnoyIndex(dim, "angular")
+        self._index = AnnoyIndex(dim, "dot")
         self._index.load(str(path), prefault=False)
+        self.centre = np.asarray(self._index.get_item_vector(CENTRE_ID), dtype=np.float32)
 
     def __len__(self) -> int:
-        return self._index.get_n_items()
+        """Tracks in the index."""
+        return self._index.get_n_items() - 1
 
-    def nearest(self, vector: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """Up to `n` (track id, cosine similarity) pairs, most similar first."""
-        if len(self) == 0:
+    def scores(self, query: np.ndarray, vectors: np.ndarray) -> np.ndarray:
+        """Exact scores of (n, dim) `vectors` (e.g. tracks not in the index yet) for `query`."""
+        return (np.asarray(vectors) - self.centre) @ (np.asarray(query) - self.centre)
+
+    def nearest(self, query: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """Up to `n` (track id, score) pairs, highest score first."""
+        if len(self) <= 0:
             return []
-        ids, distances = self._index.get_nns_by_vector(
-            np.asarray(vector, dtype=np.float32).tolist(),
-            n,
-            search_k=max(n * N_TREES * 20, 10_000),
+        ids, scores = self._index.get_nns_by_vector(
+            (np.asarray(query, dtype=np.float32) - self.centre).tolist(),
+            n + 1,
+            search_k=max((n + 1) * N_TREES * 20, 10_000),
             include_distances=True,
         )
-        # Annoy's angular distance is sqrt(2 - 2 cos) for normalised vectors.
-        return [(int(i), 1.0 - d * d / 2.0) for i, d in zip(ids, distances, strict=True)]
+        found = [(int(i), float(s)) for i, s in zip(ids, scores, strict=True) if i != CENTRE_ID]
+        return found[:n]

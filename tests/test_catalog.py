@@ -66,6 +66,20 @@ def test_write_and_read_back(catalog):
     assert catalog.generation == 1
 
 
+def test_known_tracks_under_files_and_folders(catalog):
+    paths = ["/music/a.mp3", "/music/al/1.mp3", "/music/al/2.mp3", "/music/album/3.mp3"]
+    ids = {path: write_one(catalog, path) for path in paths}
+    root = catalog.add_root(Path("/music"), False)
+    everything = catalog.known_tracks(root)
+    assert set(everything) == set(paths)
+    assert everything["/music/al/1.mp3"].versions == {"sim": "v1", "fp": "v2"}
+    below = catalog.known_tracks(root, under=["/music/al", "/music/a.mp3", "/music/gone.mp3"])
+    assert set(below) == {"/music/a.mp3", "/music/al/1.mp3", "/music/al/2.mp3"}  # not album/
+    assert below["/music/al/2.mp3"] == everything["/music/al/2.mp3"]
+    assert below["/music/a.mp3"].id == ids["/music/a.mp3"]
+    assert catalog.known_tracks(root, under=[]) == {}
+
+
 def test_failed_write_leaves_nothing_half_written(catalog, monkeypatch):
     write_one(catalog)
     generation = catalog.generation

@@ -41,7 +41,11 @@ def test_first_scan_analyses_everything_and_builds_the_index(catalog, library):
     assert info["items"] == 24 and info["generation"] == catalog.generation
     index = TrackIndex(Path(info["path"]), info["dim"])
     ids, vectors = catalog.vectors("mean-mel")
-    assert index.nearest(vectors[3], 1)[0][0] == ids[3]
+    centred = vectors - vectors.mean(axis=0)
+    exact = centred @ centred[3]
+    found = index.nearest(vectors[3], 5)
+    assert [i for i, _ in found] == ids[np.argsort(-exact)[:5]].tolist()
+    assert np.allclose([s for _, s in found], np.sort(exact)[::-1][:5], atol=1e-4)
 
 
 def test_rescan_does_no_work(catalog, library):
