@@ -13,6 +13,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from simlib.matching import Hits
 from simlib.types import Segments
 
 POINTER = "CURRENT"
+SEARCH_THREADS = min(4, os.cpu_count() or 1)
+"""Query segments are searched in parallel threads: Annoy releases the GIL while it searches."""
 
 
 @dataclass
@@ -134,11 +137,16 @@ class FingerprintIndex:
         """
         vectors = to_bits(query.vectors) if self.metric == "hamming" else query.vectors
         rows_q, rows_i, rows_d = [], [], []
-        if len(self):
-            for qs, vector in zip(query.start_s.tolist(), vectors, strict=True):
-                ids, dist = self.annoy.get_nns_by_vector(
+        if len(self) and len(vectors):
+
+            def nearest(vector: np.ndarray) -> tuple[list[int], list[float]]:
+                return self.annoy.get_nns_by_vector(
                     vector.tolist(), k, search_k=search_k, include_distances=True
                 )
+
+            with ThreadPoolExecutor(min(SEARCH_THREADS, len(vectors))) as pool:
+                found = list(pool.map(nearest, vectors))
+            for qs, (ids, dist) in zip(query.start_s.tolist(), found, strict=True):
                 rows_q.extend([qs] * len(ids))
                 rows_i.extend(ids)
                 rows_d.extend(dist)
