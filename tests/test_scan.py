@@ -42,6 +42,7 @@ def test_first_scan_analyses_everything_and_builds_the_index(catalog, library):
     index = TrackIndex(Path(info["path"]), info["dim"])
     ids, vectors = catalog.vectors("mean-mel")
     centred = vectors - vectors.mean(axis=0)
+    centred /= np.linalg.norm(centred, axis=1, keepdims=True)
     exact = centred @ centred[3]
     found = index.nearest(vectors[3], 5)
     assert [i for i, _ in found] == ids[np.argsort(-exact)[:5]].tolist()
