@@ -6,7 +6,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from simlib import api
+from simlib import api, audio, example_library
 from simlib.cli import app
 from simlib.tags import read_tags
 
@@ -55,6 +55,15 @@ def test_a_file_outside_the_library_is_embedded_on_the_fly(indexed, example_lib,
     [copy] = api.similar([outside], home=indexed, n=5)
     assert [r["path"] for r in copy.results] == [r["path"] for r in inside.results]
     assert str(source) not in {r["path"] for r in copy.results}  # same audio: excluded
+
+
+def test_a_reencoded_copy_finds_its_original_first(indexed, example_lib, tmp_path):
+    """Other audio bytes, same music: the original is the most similar track of all."""
+    for source in sorted(example_lib.rglob("*.flac"))[:3]:
+        copy = tmp_path / f"{source.stem}.mp3"
+        example_library.encode(copy, audio.decode(source), audio.ANALYSIS_RATE_HZ)
+        [result] = api.similar([copy], home=indexed, n=3)
+        assert result.results[0]["path"] == str(source)
 
 
 def test_blend_gives_one_list_without_any_seed(indexed, example_lib):
