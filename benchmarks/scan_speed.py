@@ -4,8 +4,9 @@
 
 Scans the folder into a fresh temporary SIMLIB_HOME and prints one table:
 decode + features only (the foundation's stages), and the full pipeline with
-every shipped embedder and the index build. Peak RSS is the largest resident
-set of the parent or any one worker process.
+every shipped embedder and the index build. Memory is sampled every 0.2 s
+over this process and all its descendants (the fork server and its workers):
+the peak PSS sum, and the peak RSS of the largest single process.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import tempfile
 import time
 from functools import partial
 from pathlib import Path
+
+from process_memory import PeakMemory
 
 from simlib.catalog import Catalog
 from simlib.embedders import load_embedders
@@ -33,21 +35,18 @@ def run(library: Path, workers: int, with_models: bool) -> dict:
         catalog = Catalog(Path(home))
         factory = partial(load_embedders, Path(home)) if with_models else no_embedders
         started = time.perf_counter()
-        report = scan(catalog, [library], factory, workers=workers)
+        with PeakMemory(os.getpid()) as memory:
+            report = scan(catalog, [library], factory, workers=workers)
         wall = time.perf_counter() - started
         catalog.close()
     return {
+        "pss_mb": memory.pss_mb,
+        "rss_mb": memory.rss_mb,
         "audio_s": report.audio_s,
         "wall_s": wall,
         "tracks": report.analysed,
         "failed": report.failed,
     }
-
-
-def peak_rss_mb() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024
 
 
 def main() -> None:
@@ -62,13 +61,16 @@ def main() -> None:
     if args.stages in ("all", "both"):
         rows.append(("full pipeline + index", run(args.library, args.workers, True)))
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, workers={args.workers}")
-    print("| stages | tracks | failed | audio (h) | wall (s) | x real time | peak RSS (MB) |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| stages | tracks | failed | audio (h) | wall (s) | x real time "
+        "| peak PSS sum (MB) | peak RSS, largest process (MB) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for name, row in rows:
         speed = row["audio_s"] / row["wall_s"]
         print(
             f"| {name} | {row['tracks']} | {row['failed']} | {row['audio_s'] / 3600:.2f} "
-            f"| {row['wall_s']:.1f} | {speed:.0f} | {peak_rss_mb():.0f} |"
+            f"| {row['wall_s']:.1f} | {speed:.0f} | {row['pss_mb']:.0f} | {row['rss_mb']:.0f} |"
         )
 
 

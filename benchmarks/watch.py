@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import soundfile
+from process_memory import tree_memory_mb
 
 from simlib import api, audio, example_library
 
@@ -58,29 +59,6 @@ print(calls, errors)
 def corpus_tracks(corpus: Path) -> list[tuple[Path, float]]:
     with open(corpus / "manifest.csv", newline="") as handle:
         return [(corpus / row["path"], float(row["seconds"])) for row in csv.DictReader(handle)]
-
-
-def tree_memory_mb(pid: int) -> tuple[float, float]:
-    """(PSS summed over a process and its descendants, largest single RSS), in MB.
-
-    PSS splits shared pages (the PyTorch libraries every process maps) between the
-    processes that share them, so the sum is the tree's real memory use.
-    """
-    pss = rss = 0
-    stack = [pid]
-    while stack:
-        current = stack.pop()
-        try:
-            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
-                    pss += int(line.split()[1])
-                elif line.startswith("Rss:"):
-                    rss = max(rss, int(line.split()[1]))
-            for task in Path(f"/proc/{current}/task").iterdir():
-                stack += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return pss / 1024, rss / 1024
 
 
 def wait_until(condition, timeout: float, step: float = 0.1) -> float | None:

@@ -2,7 +2,7 @@
 
 Each process computes with one torch thread: parallelism comes from the
 processes, and threads on top of them only contend. Workers are forked from
-a fork server that has imported the module defining `setup` (with torch)
+a fork server that has imported the analysis modules (`PRELOAD`, with torch)
 but computed nothing yet (torch is not fork-safe once used), so the workers
 share those pages instead of each holding its own ~500 MB copy, and the
 coordinating process need not import torch at all. They are started once
@@ -30,6 +30,9 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+PRELOAD = ["simlib.features", "simlib.fingerprint", "simlib.similarity", "simlib.embedders"]
+"""Imported by the fork server before any worker forks from it. The server is one per
+process, so this list is the same for every pool."""
 _worker_state: dict[str, Any] = {}
 
 
@@ -128,8 +131,7 @@ class WorkerPool:
 
     def _new_executor(self, size: int) -> ProcessPoolExecutor:
         context = multiprocessing.get_context("forkserver")
-        if self.setup is not None:  # takes effect when the fork server starts
-            context.set_forkserver_preload([getattr(self.setup, "func", self.setup).__module__])
+        context.set_forkserver_preload(PRELOAD)  # takes effect when the fork server starts
         return ProcessPoolExecutor(
             max_workers=size,
             mp_context=context,
