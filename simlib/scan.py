@@ -198,10 +198,11 @@ class Sync:
         todo: list[Path] = []
         missing: dict[str, KnownTrack] = {}
         for root_id, root, follow in roots:
-            mine = [p for p in removed | changed if p.is_relative_to(root)]
-            known = self.catalog.known_tracks(root_id, under=[str(p) for p in mine])
+            gone_here = [p for p in removed if p.is_relative_to(root)]
+            changed_here = [p for p in changed if p.is_relative_to(root)]
+            known = self.catalog.known_tracks(root_id, under=map(str, gone_here + changed_here))
             self.known.update(known)
-            for gone in (p for p in removed if p.is_relative_to(root)):
+            for gone in gone_here:
                 if str(gone) in known:  # a file
                     matches = [str(gone)]
                 else:  # a folder: every track below it
@@ -210,7 +211,7 @@ class Sync:
                 for path in matches:
                     if not os.path.lexists(path):
                         missing[path] = known[path]
-            for item in (p for p in changed if p.is_relative_to(root)):
+            for item in changed_here:
                 paths = walk(item, follow) if item.is_dir() else [item]
                 for path in paths:
                     if is_candidate(path.name) and path.exists():
