@@ -47,10 +47,7 @@ class IdentifyResult:
 def describe(track: Track, match: Match) -> dict:
     """A match in the shape the CLI and the plugins print."""
     return {
-        "path": track.path,
-        "title": track.tags.title,
-        "artist": track.tags.artist,
-        "album": track.tags.album,
+        **track.summary(),
         "offset_s": round(match.offset_s, 2) + 0.0,  # no "-0.0"
         "confidence": round(match.confidence, 4),
     }

@@ -55,13 +55,7 @@ class Seed:
 
 def describe(track: Track, score: float) -> dict:
     """A result in the shape the CLI and the plugins print."""
-    return {
-        "path": track.path,
-        "title": track.tags.title,
-        "artist": track.tags.artist,
-        "album": track.tags.album,
-        "score": round(score, 4),
-    }
+    return {**track.summary(), "score": round(score, 4)}
 
 
 def _same(a: str | None, b: str | None) -> bool:

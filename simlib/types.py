@@ -18,6 +18,15 @@ class Track:
     tags: Tags = field(default_factory=Tags)
     duration_s: float | None = None
 
+    def summary(self) -> dict:
+        """What every printed result (identify and similar) starts with."""
+        return {
+            "path": self.path,
+            "title": self.tags.title,
+            "artist": self.tags.artist,
+            "album": self.tags.album,
+        }
+
 
 @dataclass
 class Segments:
