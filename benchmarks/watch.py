@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import soundfile
-from process_memory import tree_memory_mb
+from process_memory import PeakMemory
 
 from simlib import api, audio, example_library
 
@@ -164,11 +164,9 @@ def main() -> None:
         before = count_tracks(home)
         started = time.monotonic()
         shutil.copytree(files[0].parent, root / "burst")
-        peak_pss = peak_rss = 0.0
-        while count_tracks(home) < before + len(files):
-            pss, rss = tree_memory_mb(watcher.pid)
-            peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
-            time.sleep(0.5)
+        with PeakMemory(watcher.pid, interval_s=0.5) as memory:
+            while count_tracks(home) < before + len(files):
+                time.sleep(0.5)
         burst_s = time.monotonic() - started
 
         # Readers loop while a further batch arrives and the indexes are rebuilt.
@@ -219,8 +217,8 @@ def main() -> None:
         ("burst throughput (audio-s per wall-s)", f"{audio_s / burst_s:.0f}"),
         ("`simlib scan` of the same files (audio-s per wall-s)", f"{audio_s / scan_s:.0f}"),
         ("watcher throughput vs scan", f"{scan_s / burst_s:.0%}"),
-        ("peak memory of watcher + workers, PSS sum (MB)", f"{peak_pss:.0f}"),
-        ("peak RSS of the largest single process (MB)", f"{peak_rss:.0f}"),
+        ("peak memory of watcher + workers, PSS sum (MB)", f"{memory.pss_mb:.0f}"),
+        ("peak RSS of the largest single process (MB)", f"{memory.rss_mb:.0f}"),
         (
             f"{args.readers} reader processes during ingest + rebuild: errors / calls",
             f"{errors} / {calls}",
