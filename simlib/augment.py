@@ -139,15 +139,18 @@ class NoiseBank:
     rirs: np.ndarray
 
     @classmethod
-    def load(cls, noise_dir: Path | None = None, max_speech: int | None = None) -> NoiseBank:
-        """Read `noise_dir`/speech/*.wav and /ambient/*.wav (sorted, so reproducible)."""
+    def load(
+        cls, noise_dir: Path | None = None, max_speech: int | None = None, rir_seed: int = 0
+    ) -> NoiseBank:
+        """Read `noise_dir`/speech/*.wav and /ambient/*.wav (sorted, so reproducible) and
+        the rooms of `room_impulse_responses(seed=rir_seed)` (training uses seed 0)."""
         root = Path(noise_dir or DEFAULT_NOISE_DIR).expanduser()
         speech = [decode(p) for p in sorted((root / "speech").glob("*.wav"))[:max_speech]]
         ambient = [decode(p) for p in sorted((root / "ambient").glob("*.wav"))]
         return cls(
             speech=[s for s in speech if s.size > SR // 4],
             ambient=[a for a in ambient if a.size > SR // 4],
-            rirs=room_impulse_responses(),
+            rirs=room_impulse_responses(seed=rir_seed),
         )
 
     def babble(self, n: int, voices: int, rng: np.random.Generator) -> torch.Tensor:
@@ -235,6 +238,17 @@ TRAINING_RECIPE: dict[str, float] = {
     "gain_clip": 1.0,
 }
 """Probability of each kind in a training view, applied in this order."""
+
+ROOM_RECIPE: dict[str, float] = {
+    "reverb": 1.0,
+    "babble": 0.3,
+    "ambient": 1.0,
+    "phone_band": 1.0,
+    "codec": 1.0,
+    "gain_clip": 1.0,
+}
+"""A phone across a room: every kind together, as one training view (see the trainer's
+`room_chance`); TRAINING_RECIPE's independent draws rarely combine them all."""
 
 
 def degrade(

@@ -2,9 +2,11 @@
 
 A track is summarised by `n_crops` fixed-length log-mel crops chosen
 deterministically (spread over the track, avoiding silent stretches); each crop
-goes through `SimilarityEncoder` and the track embedding is the L2-normalised
-mean of the crop embeddings. Cosine similarity of two embeddings (their dot
-product) is the similarity score, higher is more similar.
+goes through `SimilarityEncoder` and the track's vector from that encoder is the
+L2-normalised mean of its crop embeddings. A model may hold several encoders
+trained alike from different seeds (an ensemble); the track embedding is their
+vectors side by side, scaled to unit length, so its cosine with another track's
+is the mean of the members' cosines. Higher is more similar.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from simlib.features import FRAME_RATE_HZ, LOG_FLOOR, N_MELS
 from simlib.models.similarity_encoder import EncoderConfig, SimilarityEncoder
 
 WEIGHTS_PATH = SHIPPED_WEIGHTS_DIR / "similarity.pt"
-"""The shipped weights: a dict with "config" and "state_dict", loadable with weights_only=True."""
+"""The shipped weights: a dict with "members" (each a dict of "config" and "state_dict"),
+"n_crops" and "crop_frames", loadable with weights_only=True."""
 
 CROP_FRAMES = 4 * FRAME_RATE_HZ
 """Length of one crop: 4 s of log-mel frames."""
@@ -70,24 +73,32 @@ def crops(mel: np.ndarray, n_crops: int = N_CROPS, crop_frames: int = CROP_FRAME
 
 
 class SimilarityModel:
-    """The shipped (or any saved) similarity encoder, in inference mode on the CPU."""
+    """The shipped (or any saved) similarity encoders, in inference mode on the CPU."""
 
-    def __init__(self, encoder: SimilarityEncoder, version: str, n_crops: int, crop_frames: int):
-        self.encoder = encoder.eval()
+    def __init__(
+        self, encoders: list[SimilarityEncoder], version: str, n_crops: int, crop_frames: int
+    ):
+        self.encoders = [e.eval() for e in encoders]
         self._version = version
         self.n_crops = n_crops
         self.crop_frames = crop_frames
 
     @classmethod
     def load(cls, weights_path: str | Path | None = None) -> SimilarityModel:
-        """Load weights saved by the trainer (default: the shipped `WEIGHTS_PATH`)."""
+        """Load weights saved by the trainer (default: the shipped `WEIGHTS_PATH`).
+
+        A file written before ensembles (one "config" and "state_dict") loads as one member.
+        """
         path = Path(weights_path) if weights_path is not None else WEIGHTS_PATH
         data = path.read_bytes()
         saved = torch.load(path, map_location="cpu", weights_only=True)
-        encoder = SimilarityEncoder(EncoderConfig.from_dict(saved["config"]))
-        encoder.load_state_dict(saved["state_dict"])
+        encoders = []
+        for member in saved.get("members", [saved]):
+            encoder = SimilarityEncoder(EncoderConfig.from_dict(member["config"]))
+            encoder.load_state_dict(member["state_dict"])
+            encoders.append(encoder)
         version = hashlib.blake2b(data, digest_size=6).hexdigest()
-        return cls(encoder, version, int(saved["n_crops"]), int(saved["crop_frames"]))
+        return cls(encoders, version, int(saved["n_crops"]), int(saved["crop_frames"]))
 
     @property
     def version(self) -> str:
@@ -96,7 +107,7 @@ class SimilarityModel:
 
     @property
     def dim(self) -> int:
-        return self.encoder.config.dim
+        return sum(e.config.dim for e in self.encoders)
 
     def embed(self, mel: np.ndarray) -> np.ndarray:
         """(frames, N_MELS) whole-track log-mel -> (dim,) float32 unit vector."""
@@ -106,22 +117,37 @@ class SimilarityModel:
         """Whole-track log-mels -> (len(mels), dim) float32 unit vectors, one batched pass."""
         if not mels:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = np.concatenate([crops(m, self.n_crops, self.crop_frames) for m in mels])
+        batch = torch.from_numpy(
+            np.concatenate([crops(m, self.n_crops, self.crop_frames) for m in mels])
+        )
         with torch.inference_mode():
-            vectors = self.encoder(torch.from_numpy(batch))
-        return track_vectors(vectors.view(len(mels), self.n_crops, -1)).numpy()
+            members = [
+                track_vectors(e(batch).view(len(mels), self.n_crops, -1)) for e in self.encoders
+            ]
+        return join_members(members).numpy()
 
 
-def save_weights(encoder: SimilarityEncoder, path: Path) -> None:
-    """Write `encoder` in the format `SimilarityModel.load` reads (atomically)."""
-    state = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-    payload = {"config": encoder.config.as_dict(), "state_dict": state}
+def save_weights(encoders: list[SimilarityEncoder], path: Path) -> None:
+    """Write `encoders` (one model, an ensemble if several) as `SimilarityModel.load` reads
+    them, atomically."""
+    members = [
+        {
+            "config": e.config.as_dict(),
+            "state_dict": {k: v.detach().clone() for k, v in e.state_dict().items()},
+        }
+        for e in encoders
+    ]
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({**payload, "n_crops": N_CROPS, "crop_frames": CROP_FRAMES}, tmp)
+    torch.save({"members": members, "n_crops": N_CROPS, "crop_frames": CROP_FRAMES}, tmp)
     tmp.replace(path)
 
 
 def track_vectors(crop_vectors: torch.Tensor) -> torch.Tensor:
     """(tracks, crops, dim) crop embeddings -> (tracks, dim) normalised mean per track."""
     return torch.nn.functional.normalize(crop_vectors.mean(dim=1), dim=1, eps=1e-6)
+
+
+def join_members(member_vectors: list[torch.Tensor]) -> torch.Tensor:
+    """Each ensemble member's (tracks, dim_m) unit vectors -> (tracks, sum dim_m) unit vectors."""
+    return torch.cat(member_vectors, dim=1) / len(member_vectors) ** 0.5

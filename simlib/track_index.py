@@ -78,5 +78,11 @@ class TrackIndex:
         return [f for f in found if f[0] != CENTRE_ID][:n]
 
 
+def centred_scores(vectors: np.ndarray) -> np.ndarray:
+    """(n, n) scores between all (n, dim) `vectors`, as an index built over them ranks."""
+    units = _unit(vectors - vectors.mean(axis=0))
+    return units @ units.T
+
+
 def _unit(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-12)

@@ -103,7 +103,9 @@ def test_empty_index(tmp_path, model: FingerprintModel) -> None:
 
 def test_training_smoke_lowers_loss(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(augment, "RIR_CACHE", tmp_path / "rirs.npy")
-    monkeypatch.setattr(augment, "room_impulse_responses", lambda: np.eye(1, 400, dtype=np.float32))
+    monkeypatch.setattr(
+        augment, "room_impulse_responses", lambda **_: np.eye(1, 400, dtype=np.float32)
+    )
     for kind in ("speech", "ambient"):
         (tmp_path / "noise" / kind).mkdir(parents=True)
         sf.write(tmp_path / "noise" / kind / "a.wav", music(2.0, seed=9) * 0.5, SR)

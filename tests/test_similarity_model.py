@@ -31,7 +31,7 @@ TINY = EncoderConfig(channels=(4, 8), hidden=16, dim=8)
 def model(tmp_path_factory: pytest.TempPathFactory) -> SimilarityModel:
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "similarity.pt"
-    save_weights(SimilarityEncoder(TINY), path)
+    save_weights([SimilarityEncoder(TINY)], path)
     return SimilarityModel.load(path)
 
 
@@ -75,8 +75,38 @@ def test_silent_and_short_tracks_give_finite_unit_vectors(
 
 def test_version_is_a_short_hash_of_the_file(model: SimilarityModel, tmp_path: Path) -> None:
     assert len(model.version) == 12
-    save_weights(SimilarityEncoder(TINY), tmp_path / "other.pt")
+    save_weights([SimilarityEncoder(TINY)], tmp_path / "other.pt")
     assert SimilarityModel.load(tmp_path / "other.pt").version != model.version
+
+
+def test_an_ensemble_scores_the_mean_of_its_members_cosines(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    members = [SimilarityEncoder(TINY), SimilarityEncoder(TINY)]
+    save_weights(members, tmp_path / "pair.pt")
+    singles = []
+    for k, encoder in enumerate(members):
+        save_weights([encoder], tmp_path / f"single{k}.pt")
+        singles.append(SimilarityModel.load(tmp_path / f"single{k}.pt"))
+    pair = SimilarityModel.load(tmp_path / "pair.pt")
+    mels = [log_mel(_tone(9.0, f, k)) for k, f in enumerate((150.0, 300.0, 700.0))]
+    joint = pair.embed_many(mels)
+    assert pair.dim == 2 * TINY.dim and joint.shape == (3, 2 * TINY.dim)
+    np.testing.assert_allclose(np.linalg.norm(joint, axis=1), 1.0, atol=1e-5)
+    each = [m.embed_many(mels) for m in singles]
+    mean_cosine = np.mean([v @ v.T for v in each], axis=0)
+    np.testing.assert_allclose(joint @ joint.T, mean_cosine, atol=1e-5)
+
+
+def test_weights_from_before_ensembles_load_as_one_member(tmp_path: Path) -> None:
+    encoder = SimilarityEncoder(TINY)
+    path = tmp_path / "old.pt"
+    state = encoder.state_dict()
+    torch.save(
+        {"config": TINY.as_dict(), "state_dict": state, "n_crops": N_CROPS, "crop_frames": 400},
+        path,
+    )
+    old = SimilarityModel.load(path)
+    assert len(old.encoders) == 1 and old.dim == TINY.dim and old.crop_frames == 400
 
 
 def test_crops_skip_silence_and_are_spread() -> None:
@@ -133,6 +163,45 @@ def test_training_lowers_the_loss(tracks, tmp_path: Path, loss: str) -> None:
     assert SimilarityModel.load(tmp_path / "sim.pt").dim == TINY.dim
 
 
+def test_an_ensemble_trains_each_member_from_its_own_seed(tracks, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    seen: list[Progress] = []
+    pair = train_similarity(
+        tracks,
+        tmp_path / "pair.pt",
+        epochs=1,
+        seed=1,
+        members=2,
+        val_fraction=0.2,
+        config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=1),
+        architecture=TINY,
+        progress=seen.append,
+    )
+    assert pair.members == 2 and len(pair.best_epochs) == 2
+    assert {(p.member, p.members) for p in seen} == {(0, 2), (1, 2)}
+    ensemble = SimilarityModel.load(tmp_path / "pair.pt")
+    assert len(ensemble.encoders) == 2 and ensemble.dim == 2 * TINY.dim
+    first, second = (e.state_dict()["head.weight"] for e in ensemble.encoders)
+    assert not torch.equal(first, second)
+    alone = train_similarity(
+        tracks,
+        tmp_path / "alone.pt",
+        epochs=1,
+        seed=1,
+        val_fraction=0.2,
+        config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=1),
+        architecture=TINY,
+    )
+    assert alone.steps * 2 == pair.steps
+    torch.testing.assert_close(
+        SimilarityModel.load(tmp_path / "alone.pt").encoders[0].state_dict()["head.weight"], first
+    )
+    tuned = train_similarity(
+        tracks, tmp_path / "tuned.pt", epochs=1, val_fraction=0.2, init_weights=tmp_path / "pair.pt"
+    )
+    assert tuned.members == 2 and len(SimilarityModel.load(tmp_path / "tuned.pt").encoders) == 2
+
+
 def test_training_resumes_after_interrupt(tracks, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     whole = _train(tracks, tmp_path / "whole.pt", epochs=2)
@@ -152,7 +221,7 @@ def test_training_resumes_after_interrupt(tracks, tmp_path: Path) -> None:
 def test_fine_tuning_starts_from_the_given_weights(tracks, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     start = tmp_path / "start.pt"
-    save_weights(SimilarityEncoder(EncoderConfig(channels=(4, 8), hidden=16, dim=6)), start)
+    save_weights([SimilarityEncoder(EncoderConfig(channels=(4, 8), hidden=16, dim=6))], start)
     _train(tracks, tmp_path / "tuned.pt", epochs=1, init=start)
     tuned = SimilarityModel.load(tmp_path / "tuned.pt")
     assert tuned.dim == 6 and tuned.version != SimilarityModel.load(start).version

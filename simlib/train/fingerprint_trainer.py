@@ -28,7 +28,14 @@ import torch
 from torch.nn import functional as F
 
 from simlib.audio import ANALYSIS_RATE_HZ, DecodeError, decode
-from simlib.augment import TRAINING_RECIPE, NoiseBank, change_speed, degradation_family, degrade
+from simlib.augment import (
+    ROOM_RECIPE,
+    TRAINING_RECIPE,
+    NoiseBank,
+    change_speed,
+    degradation_family,
+    degrade,
+)
 from simlib.features import HOP, N_FFT, log_mel_tensor
 from simlib.fingerprint import default_settings
 from simlib.models.fingerprint_encoder import FingerprintEncoder
@@ -82,10 +89,14 @@ def load_audio(paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
 class PairSampler:
     """Draws (clean, degraded) crops of random loud segments."""
 
-    def __init__(self, audio: np.ndarray, bounds: np.ndarray, noise: NoiseBank) -> None:
+    def __init__(
+        self, audio: np.ndarray, bounds: np.ndarray, noise: NoiseBank, room_chance: float = 0.0
+    ) -> None:
         self.audio, self.bounds = audio, bounds
         self.family = degradation_family(noise)
         self.recipe = {k: v for k, v in TRAINING_RECIPE.items() if k != "speed"}
+        self.room_chance = room_chance
+        """Share of views degraded by ROOM_RECIPE instead of the independent draws."""
         lengths = (bounds[:, 1] - bounds[:, 0]).astype(np.float64)
         self.weights = lengths / lengths.sum()
 
@@ -109,7 +120,9 @@ class PairSampler:
         view = torch.from_numpy(source)
         if speed != 1.0:
             view = change_speed(view, speed)
-        view = degrade(view, rng, self.family, self.recipe)[PRE : PRE + CROP]
+        room = self.room_chance > 0 and rng.random() < self.room_chance
+        view = degrade(view, rng, self.family, ROOM_RECIPE if room else self.recipe)
+        view = view[PRE : PRE + CROP]
         if view.numel() < CROP:
             view = F.pad(view, (0, CROP - view.numel()))
         return clean, view
@@ -174,6 +187,7 @@ def train_fingerprint(
     pca_dim: int | None = None,
     val_pairs: int = 512,
     pca_segments: int = 4096,
+    room_chance: float = 0.0,
 ) -> dict:
     """Train (or fine-tune from `init_weights`) and write the best weights to `out_path`.
 
@@ -191,9 +205,10 @@ def train_fingerprint(
     best_path = out_path.with_suffix(".full.pt") if pca_dim else out_path
     noise = NoiseBank.load(noise_dir)
     audio, bounds = load_audio(audio_paths)
-    sampler = PairSampler(audio, bounds, noise)
+    sampler = PairSampler(audio, bounds, noise, room_chance)
     val_audio = load_audio(val_paths) if val_paths else (audio, bounds[::10])
-    val_clean, val_view = PairSampler(*val_audio, noise).batch(val_pairs, np.random.default_rng(1))
+    val_sampler = PairSampler(*val_audio, noise, room_chance)
+    val_clean, val_view = val_sampler.batch(val_pairs, np.random.default_rng(1))
 
     settings = default_settings()
     model = FingerprintEncoder(dim=dim, frames=FRAMES, width=width)
@@ -201,7 +216,10 @@ def train_fingerprint(
         blob = torch.load(init_weights, map_location="cpu", weights_only=True)
         model = FingerprintEncoder(**blob["config"])
         model.load_state_dict(blob["state_dict"])
-        settings = {**settings, **blob.get("settings", {})}
+        # Search settings belong to the current matching code; the calibration describes
+        # the inherited model's scores and is the best guess until it is refitted.
+        inherited = blob.get("settings", {})
+        settings["calibration"] = inherited.get("calibration", settings["calibration"])
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     step, elapsed, best, history = 0, 0.0, -1.0, []
     if resume and ckpt_path.exists():
@@ -280,6 +298,9 @@ def main() -> None:
     parser.add_argument("--pca-dim", type=int, default=None)
     parser.add_argument("--init-weights", type=Path, default=None, help="fine-tune these")
     parser.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
+    parser.add_argument(
+        "--room-chance", type=float, default=0.0, help="share of views from ROOM_RECIPE"
+    )
     args = parser.parse_args()
     corpus = args.corpus.expanduser()
     train, held = corpus_split(corpus)
@@ -297,6 +318,7 @@ def main() -> None:
         pca_dim=args.pca_dim,
         init_weights=args.init_weights,
         lr=args.lr,
+        room_chance=args.room_chance,
     )
     print(summary, flush=True)
 

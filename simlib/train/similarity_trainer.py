@@ -9,8 +9,8 @@ reproduces the shipped weights:
     python -m simlib.train.similarity_trainer --corpus ~/simlib-corpus \
         --out simlib/models/weights/similarity.pt
 
-(defaults: batch loss, 36 epochs, at most 40 min, seed 0, one torch thread;
-see simlib/models/weights/SIMILARITY_MODEL_CARD.md).
+(defaults: batch loss, an ensemble of 2 encoders (seeds 0 and 1) of 36 epochs each,
+at most 90 min, one torch thread; see simlib/models/weights/SIMILARITY_MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -35,10 +35,12 @@ from simlib.similarity import (
     N_CROPS,
     SimilarityModel,
     crops,
+    join_members,
     save_weights,
     track_vectors,
 )
 from simlib.tags import Tags, read_tags
+from simlib.track_index import centred_scores
 from simlib.train.pairs import (
     SimilarityWeights,
     mine_pairs,
@@ -71,6 +73,10 @@ class TrainConfig:
     weight_decay: float = 1e-4
     gain_db: float = 6.0
     """Training crops get a random gain in +-gain_db."""
+    freq_mask: int = 0
+    """Up to this many adjacent mel bands of each training crop are masked (SpecAugment)."""
+    time_mask: int = 0
+    """Up to this many adjacent frames (10 ms) of each training crop are masked."""
     val_every: int = 2
     """Validate every this many epochs (and at the end)."""
 
@@ -79,6 +85,9 @@ class TrainConfig:
 class Progress:
     """What the progress callback receives, a few times per epoch."""
 
+    member: int
+    """Which encoder of `members` is training (0-based)."""
+    members: int
     epoch: int
     step: int
     steps_per_epoch: int
@@ -97,12 +106,17 @@ class TrainMetrics:
     expected value for a random ranking, for scale.
     """
 
+    members: int
+    """Encoders trained (an ensemble if more than one); the counts below are summed over them."""
     epochs: float
+    """Epochs per member."""
     steps: int
     pairs_seen: int
     wall_s: float
     train_loss: float
-    best_epoch: int
+    """Last running loss, mean over the members."""
+    best_epochs: list[int]
+    """The epoch each member's kept weights come from."""
     n_train: int
     n_val: int
     val_tag_sim_at_10: float
@@ -167,17 +181,31 @@ def _val_mask(paths: list[str], val_fraction: float) -> np.ndarray:
 
 
 def _random_crops(
-    data: list[TrackData], indices: np.ndarray, rng: np.random.Generator, gain_db: float
+    data: list[TrackData], indices: np.ndarray, rng: np.random.Generator, config: TrainConfig
 ) -> torch.Tensor:
-    """One random training crop per index: random window, offset and gain."""
+    """One random training crop per index: random window, offset, gain and masks.
+
+    A mask sets a random run of bands (or frames) to the crop's mean level.
+    """
     out = np.empty((len(indices), CROP_FRAMES, data[0].windows.shape[2]), dtype=np.float32)
     for k, i in enumerate(indices):
         windows = data[i].windows
         w = rng.integers(windows.shape[0])
         offset = rng.integers(windows.shape[1] - CROP_FRAMES + 1)
         out[k] = windows[w, offset : offset + CROP_FRAMES]
-    gain = rng.uniform(-gain_db, gain_db, size=(len(indices), 1, 1)) * math.log(10) / 10
-    return torch.from_numpy(np.maximum(out + gain.astype(np.float32), math.log(LOG_FLOOR)))
+    gain = rng.uniform(-config.gain_db, config.gain_db, size=(len(indices), 1, 1))
+    out = np.maximum(out + (gain * math.log(10) / 10).astype(np.float32), math.log(LOG_FLOOR))
+    for axis, most in ((2, config.freq_mask), (1, config.time_mask)):
+        if most <= 0:
+            continue
+        widths = rng.integers(0, most + 1, size=len(indices))
+        starts = rng.integers(0, out.shape[axis] - widths + 1)
+        for k, (start, width) in enumerate(zip(starts, widths, strict=True)):
+            if axis == 1:
+                out[k, start : start + width, :] = out[k].mean()
+            else:
+                out[k, :, start : start + width] = out[k].mean()
+    return torch.from_numpy(out)
 
 
 def _batches(
@@ -222,11 +250,11 @@ def pair_loss(
     """
     if config.loss == "batch":
         index = np.concatenate([rows[:, 0], rows[:, 0], rows[:, 1], rows[:, 1]]).astype(np.int64)
-        vectors = encoder(_random_crops(data, index, rng, config.gain_db))
+        vectors = encoder(_random_crops(data, index, rng, config))
         return _batch_loss(vectors, index, sim, config.margin)
     columns = 3 if config.loss == "triplet" else 2
     index = rows[:, :columns].astype(np.int64)
-    vectors = encoder(_random_crops(data, index.T.reshape(-1), rng, config.gain_db))
+    vectors = encoder(_random_crops(data, index.T.reshape(-1), rng, config))
     vectors = vectors.view(columns, len(rows), -1)
     if config.loss == "triplet":
         d_ap = (vectors[0] - vectors[1]).norm(dim=1)
@@ -261,24 +289,32 @@ def _batch_loss(
     return pull + hinge.sum() / (hinge > 0).sum().clamp(min=1)
 
 
-def embed_tracks(encoder: SimilarityEncoder, data: list[TrackData], batch: int = 32) -> np.ndarray:
+def embed_tracks(
+    encoders: list[SimilarityEncoder], data: list[TrackData], batch: int = 32
+) -> np.ndarray:
     """(tracks, dim) unit vectors from the stored inference crops, as SimilarityModel embeds."""
-    encoder.eval()
     out = []
+    for encoder in encoders:
+        encoder.eval()
     with torch.inference_mode():
         for k in range(0, len(data), batch):
             chunk = np.stack([d.eval_crops for d in data[k : k + batch]]).astype(np.float32)
-            vectors = encoder(torch.from_numpy(chunk.reshape(-1, *chunk.shape[2:])))
-            out.append(track_vectors(vectors.view(len(chunk), chunk.shape[1], -1)))
-    encoder.train()
+            crops_in = torch.from_numpy(chunk.reshape(-1, *chunk.shape[2:]))
+            members = [
+                track_vectors(e(crops_in).view(len(chunk), chunk.shape[1], -1)) for e in encoders
+            ]
+            out.append(join_members(members))
+    for encoder in encoders:
+        encoder.train()
     return torch.cat(out).numpy()
 
 
 def neighbour_quality(
     vectors: np.ndarray, queries: np.ndarray, sim: np.ndarray, albums: list[str | None]
 ) -> tuple[float, float, float, float]:
-    """(tag_sim@10, random tag_sim, album_p@10, random album_p) for `queries` vs all tracks."""
-    scores = vectors[queries] @ vectors.T
+    """(tag_sim@10, random tag_sim, album_p@10, random album_p) for `queries` vs all tracks,
+    ranked as the track index ranks them (`track_index.centred_scores`)."""
+    scores = centred_scores(vectors)[queries]
     scores[np.arange(len(queries)), queries] = -np.inf
     top = np.argsort(-scores, axis=1)[:, :10]
     n = len(vectors)
@@ -300,6 +336,31 @@ def checkpoint_path(out_path: Path) -> Path:
     return out_path.with_name(out_path.name + ".ckpt")
 
 
+@dataclass
+class _TrainingSet:
+    """Decoded tracks with their labels, split into pair-giving and validation tracks."""
+
+    data: list[TrackData]
+    train_tags: list[Tags | None]
+    """Tags of the tracks that give pairs (None for validation and untagged tracks)."""
+    sim_train: np.ndarray
+    """Tag similarity among pair-giving tracks (NaN elsewhere)."""
+    sim_all: np.ndarray
+    queries: np.ndarray
+    """Indices of the validation tracks."""
+    albums: list[str | None]
+
+    def quality(self, encoders: list[SimilarityEncoder]) -> tuple[float, float, float, float]:
+        """`neighbour_quality` of the validation tracks embedded by `encoders`."""
+        vectors = embed_tracks(encoders, self.data)
+        return neighbour_quality(vectors, self.queries, self.sim_all, self.albums)
+
+
+def member_path(out_path: Path, member: int, members: int) -> Path:
+    """Where member `member` of an ensemble keeps its best weights (the output itself if alone)."""
+    return out_path if members == 1 else out_path.with_name(f"{out_path.name}.member{member}")
+
+
 def train_similarity(
     tracks: list[tuple[Path, Tags | None]],
     out_path: Path,
@@ -307,6 +368,7 @@ def train_similarity(
     minutes: float | None = None,
     epochs: int | None = None,
     seed: int = 0,
+    members: int = 1,
     val_fraction: float = 0.15,
     resume: bool = True,
     init_weights: Path | None = None,
@@ -316,21 +378,23 @@ def train_similarity(
     cache_dir: Path | None = None,
     progress: Callable[[Progress], None] | None = None,
 ) -> TrainMetrics:
-    """Train (or fine-tune `init_weights`) and save the best-validating encoder to `out_path`.
+    """Train (or fine-tune `init_weights`) and save the best-validating encoders to `out_path`.
 
-    Stops after `minutes` of training wall time (summed over resumed runs) or
-    `epochs` epochs, whichever comes first (at least one must be given).
-    Tracks with no usable tags are embedded for validation but give no pairs;
-    tracks that fail to decode are skipped. `val_fraction` of the tracks (by a
-    hash of their path) are held out of the pairs and used to pick the best
-    epoch. `architecture` sizes a new encoder (ignored when fine-tuning).
-    Ctrl-C saves the checkpoint (`checkpoint_path(out_path)`) and
-    re-raises; the next call with `resume=True` continues from it.
+    `members` encoders are trained one after the other, alike but for their seeds
+    (seed, seed + 1, ...), and saved together as an ensemble; fine-tuning keeps
+    the members of `init_weights`. Each member stops after its share of
+    `minutes` of training wall time (summed over resumed runs) or `epochs`
+    epochs, whichever comes first (at least one must be given). Tracks with no
+    usable tags are embedded for validation but give no pairs; tracks that fail
+    to decode are skipped. `val_fraction` of the tracks (by a hash of their
+    path) are held out of the pairs and pick each member's best epoch.
+    `architecture` sizes new encoders. Ctrl-C saves the checkpoint of the
+    member in training (`checkpoint_path(member_path(...))`) and re-raises; the
+    next call with `resume=True` continues from it.
     """
     if minutes is None and epochs is None:
         raise ValueError("give minutes or epochs")
     config = config or TrainConfig()
-    torch.manual_seed(seed)
     kept_paths, kept_tags, data = [], [], []
     for path, tags in tracks:
         try:
@@ -343,15 +407,74 @@ def train_similarity(
     if not is_val.any() and len(kept_paths) > 1:
         is_val[-1] = True
     sim_all = similarity_matrix(kept_tags, weights)
-    train_tags = [None if v else t for t, v in zip(kept_tags, is_val, strict=True)]
-    sim_train = np.where(is_val[:, None] | is_val[None, :], np.nan, sim_all)
-    queries = np.flatnonzero(is_val)
-    albums = [normalise_tag(t.album) if t else None for t in kept_tags]
+    training_set = _TrainingSet(
+        data=data,
+        train_tags=[None if v else t for t, v in zip(kept_tags, is_val, strict=True)],
+        sim_train=np.where(is_val[:, None] | is_val[None, :], np.nan, sim_all),
+        sim_all=sim_all,
+        queries=np.flatnonzero(is_val),
+        albums=[normalise_tag(t.album) if t else None for t in kept_tags],
+    )
+    starts = SimilarityModel.load(init_weights).encoders if init_weights is not None else None
+    count = len(starts) if starts else members
+    states = []
+    for member in range(count):
+        torch.manual_seed(seed + member)
+        encoder = starts[member] if starts else SimilarityEncoder(architecture or EncoderConfig())
+        states.append(
+            _train_member(
+                encoder,
+                training_set,
+                member_path(out_path, member, count),
+                _MemberRun(member, count, seed + member, config, resume, progress),
+                budget_s=minutes * 60 / count if minutes is not None else math.inf,
+                max_epochs=epochs if epochs is not None else 10**9,
+            )
+        )
+    best = [SimilarityModel.load(member_path(out_path, m, count)).encoders[0] for m in range(count)]
+    if count > 1:
+        save_weights(best, out_path)
+    tag_sim, tag_random, album_p, album_random = training_set.quality(best)
+    return TrainMetrics(
+        members=count,
+        epochs=float(np.mean([st["epoch"] + st["step"] / st["steps_per_epoch"] for st in states])),
+        steps=sum(st["steps"] for st in states),
+        pairs_seen=sum(st["pairs"] for st in states),
+        wall_s=sum(st["elapsed_s"] for st in states),
+        train_loss=float(np.mean([st["loss"] for st in states])),
+        best_epochs=[st["best_epoch"] for st in states],
+        n_train=int(len(data) - len(training_set.queries)),
+        n_val=int(len(training_set.queries)),
+        val_tag_sim_at_10=tag_sim,
+        val_tag_sim_random=tag_random,
+        val_album_p_at_10=album_p,
+        val_album_p_random=album_random,
+    )
 
-    if init_weights is not None:
-        encoder = SimilarityModel.load(init_weights).encoder
-    else:
-        encoder = SimilarityEncoder(architecture or EncoderConfig())
+
+@dataclass(frozen=True)
+class _MemberRun:
+    """Which member is trained, and how."""
+
+    member: int
+    members: int
+    seed: int
+    config: TrainConfig
+    resume: bool
+    progress: Callable[[Progress], None] | None
+
+
+def _train_member(
+    encoder: SimilarityEncoder,
+    training_set: _TrainingSet,
+    out_path: Path,
+    run: _MemberRun,
+    budget_s: float,
+    max_epochs: int,
+) -> dict:
+    """Train one encoder, keeping its best-validating weights in `out_path`; returns its state."""
+    config, seed, progress = run.config, run.seed, run.progress
+    sim_train = training_set.sim_train
     encoder.train()
     optimizer = torch.optim.AdamW(
         encoder.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
@@ -359,7 +482,7 @@ def train_similarity(
     state = {"epoch": 0, "step": 0, "elapsed_s": 0.0, "steps": 0, "pairs": 0, "best": -1.0}
     state.update({"best_epoch": -1, "loss": float("nan"), "val_at": -1, "steps_per_epoch": 1})
     ckpt = checkpoint_path(out_path)
-    if resume and ckpt.exists():
+    if run.resume and ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
         encoder.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
@@ -375,16 +498,13 @@ def train_similarity(
         ckpt.with_name(ckpt.name + ".tmp").replace(ckpt)
 
     def validate() -> float:
-        vectors = embed_tracks(encoder, data)
-        value = neighbour_quality(vectors, queries, sim_all, albums)[0]
+        value = training_set.quality([encoder])[0]
         if value > state["best"]:
             state["best"], state["best_epoch"] = value, state["epoch"]
-            save_weights(encoder, out_path)
+            save_weights([encoder], out_path)
         state["val_at"] = state["steps"]
         return value
 
-    budget_s = minutes * 60 if minutes is not None else math.inf
-    max_epochs = epochs if epochs is not None else 10**9
     started = time.monotonic() - state["elapsed_s"]
     window_start, window_pairs, running = time.monotonic(), 0, []
     last_val: float | None = None
@@ -392,7 +512,7 @@ def train_similarity(
         while state["epoch"] < max_epochs and state["elapsed_s"] < budget_s:
             epoch = state["epoch"]
             rng = np.random.default_rng([seed, epoch])
-            pairs = mine_pairs(train_tags, rng, weights, similarity=sim_train)
+            pairs = mine_pairs(training_set.train_tags, rng, similarity=sim_train)
             if not pairs:
                 raise ValueError("no tagged tracks to mine pairs from")
             batches = _batches(pairs, config.loss, config.batch_pairs, rng)
@@ -407,7 +527,9 @@ def train_similarity(
                         config.learning_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction)))
                     )
                 step_rng = np.random.default_rng([seed, epoch, step])
-                loss = pair_loss(encoder, data, batches[step], config, step_rng, sim_train)
+                loss = pair_loss(
+                    encoder, training_set.data, batches[step], config, step_rng, sim_train
+                )
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -420,8 +542,19 @@ def train_similarity(
                     rate = window_pairs / max(1e-9, time.monotonic() - window_start)
                     left_steps = (max_epochs - epoch) * len(batches) - step - 1
                     eta = min(budget_s - state["elapsed_s"], left_steps * config.batch_pairs / rate)
+                    eta += (run.members - run.member - 1) * (state["elapsed_s"] + eta)
                     progress(
-                        Progress(epoch, step + 1, len(batches), state["loss"], rate, eta, last_val)
+                        Progress(
+                            run.member,
+                            run.members,
+                            epoch,
+                            step + 1,
+                            len(batches),
+                            state["loss"],
+                            rate,
+                            eta,
+                            last_val,
+                        )  # fmt: skip
                     )
                 if state["elapsed_s"] >= budget_s:
                     break
@@ -436,24 +569,7 @@ def train_similarity(
     except KeyboardInterrupt:
         save_checkpoint()
         raise
-    best = SimilarityModel.load(out_path).encoder
-    tag_sim, tag_random, album_p, album_random = neighbour_quality(
-        embed_tracks(best, data), queries, sim_all, albums
-    )
-    return TrainMetrics(
-        epochs=state["epoch"] + state["step"] / state["steps_per_epoch"],
-        steps=state["steps"],
-        pairs_seen=state["pairs"],
-        wall_s=state["elapsed_s"],
-        train_loss=state["loss"],
-        best_epoch=state["best_epoch"],
-        n_train=int((~is_val).sum()),
-        n_val=int(is_val.sum()),
-        val_tag_sim_at_10=tag_sim,
-        val_tag_sim_random=tag_random,
-        val_album_p_at_10=album_p,
-        val_album_p_random=album_random,
-    )
+    return state
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -461,10 +577,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--minutes", type=float, default=40.0)
+    parser.add_argument("--minutes", type=float, default=90.0, help="for all members")
     parser.add_argument("--epochs", type=int, default=36)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--members", type=int, default=2, help="encoders in the ensemble")
     parser.add_argument("--loss", choices=("contrastive", "triplet", "batch"), default="batch")
+    parser.add_argument("--freq-mask", type=int, default=0, help="most mel bands masked")
+    parser.add_argument("--time-mask", type=int, default=0, help="most frames masked")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/simlib/similarity")
     parser.add_argument("--no-resume", action="store_true")
     args = parser.parse_args(argv)
@@ -479,7 +598,8 @@ def main(argv: list[str] | None = None) -> None:
     def report(p: Progress) -> None:
         val = "" if p.val_tag_sim_at_10 is None else f" val tag-sim@10 {p.val_tag_sim_at_10:.3f}"
         print(
-            f"epoch {p.epoch} step {p.step}/{p.steps_per_epoch} loss {p.loss:.4f}"
+            f"member {p.member + 1}/{p.members} epoch {p.epoch} step {p.step}/{p.steps_per_epoch}"
+            f" loss {p.loss:.4f}"
             f" {p.pairs_per_s:.0f} pairs/s ETA {p.eta_s / 60:.1f} min{val}",
             flush=True,
         )
@@ -490,8 +610,9 @@ def main(argv: list[str] | None = None) -> None:
         minutes=args.minutes,
         epochs=args.epochs,
         seed=args.seed,
+        members=args.members,
         resume=not args.no_resume,
-        config=TrainConfig(loss=args.loss),
+        config=TrainConfig(loss=args.loss, freq_mask=args.freq_mask, time_mask=args.time_mask),
         cache_dir=args.cache,
         progress=report,
     )
