@@ -155,7 +155,7 @@ class SimlibSystem:
         confidence (its `confidence` field holds the raw margin, for calibration)."""
         segments = self.model.embed(log_mel(decode(path)), self.query_hop_s)
         hits = self.index.search(segments, self.model.neighbours, self.model.search_k)
-        best = candidates(hits, bin_s=self.db_hop_s)[:1]
+        best = candidates(hits, bin_s=self.db_hop_s, limit=1)
         matches = vote(hits, self.calibration, bin_s=self.db_hop_s)
         raw = [Match(c.track_id, c.offset_s, c.margin, c.votes) for c in best]
         return matches, raw[0] if raw else None

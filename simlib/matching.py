@@ -10,10 +10,18 @@ tracks are about equally supported (audio that matches everything a little). On 
 benchmark's calibration clips a full difference (weight 1) rejected more true matches at
 the same false-positive rate. Confidence is a logistic function of the margin (slope and
 midpoint are fitted by benchmarks/identify.py --calibrate and ship with the model weights).
+
+A candidate must also keep time with its track: the slope of track time over clip time
+through its hits (the clip's speed relative to the track) may differ from 1 by at most
+MAX_SPEED_CHANGE, allowing SPEED_SE_FACTOR standard errors of the fit. A faster or slower
+rendition of a library track (a game's "last lap" version) is another recording, not a
+match, although its offsets drift too slowly over a few seconds for the offset bins alone
+to tell.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +36,11 @@ MIN_SIMILARITY = 0.5
 audio have median similarity ~0.6 and aligned true hits ~0.77, so strong hits dominate."""
 RUNNER_UP_WEIGHT = 0.5
 """How much of the best other track's support is taken off a candidate's margin."""
+MAX_SPEED_CHANGE = 0.03
+"""Largest speed change of a clip against its track still matched (the trained range)."""
+SPEED_SE_FACTOR = 2.0
+"""Standard errors of the fitted speed allowed beyond MAX_SPEED_CHANGE (short clips fit
+their speed loosely: about +-0.07 at 3 s, +-0.03 at 5 s, +-0.01 at 10 s)."""
 
 
 @dataclass
@@ -58,12 +71,24 @@ class Candidate:
     votes: int
     margin: float = 0.0
     """support minus RUNNER_UP_WEIGHT times the best support of any other track."""
+    speed: float = 1.0
+    """Fitted track seconds per clip second (1.0 when too few segments to fit)."""
+    speed_se: float = math.inf
+    """Standard error of `speed`."""
+
+    def keeps_time(self) -> bool:
+        """Whether the clip plays at its track's speed, within MAX_SPEED_CHANGE."""
+        return abs(self.speed - 1.0) - MAX_SPEED_CHANGE <= SPEED_SE_FACTOR * self.speed_se
 
 
 def candidates(
-    hits: Hits, bin_s: float = 0.5, min_similarity: float = MIN_SIMILARITY
+    hits: Hits,
+    bin_s: float = 0.5,
+    min_similarity: float = MIN_SIMILARITY,
+    limit: int | None = None,
 ) -> list[Candidate]:
-    """Best alignment per track, ranked by support; track time = clip time + offset_s.
+    """Best alignment per track, ranked by support (at most `limit`); track time = clip
+    time + offset_s.
 
     Offsets are binned in `bin_s` seconds and each bin is pooled with its right
     neighbour, so an alignment straddling two bins is not split. Hits below
@@ -85,25 +110,51 @@ def candidates(
             per_query[q] = max(per_query.get(q, 0.0), w)
     scale = hits.n_query * (1.0 - min_similarity)
     ranked = sorted(((sum(v.values()) / scale, k) for k, v in scores.items()), reverse=True)
-    out: list[Candidate] = []
+    best_per_track: list[tuple[float, int, int]] = []
     seen: set[int] = set()
     for support, (t, b) in ranked:
-        if t in seen:
-            continue
-        seen.add(t)
+        if t not in seen:
+            seen.add(t)
+            best_per_track.append((support, t, b))
+    out: list[Candidate] = []
+    for i, (support, t, b) in enumerate(best_per_track[:limit]):
         sel = (track == t) & (bins >= b) & (bins <= b + 1)
+        other = best_per_track[1 if i == 0 else 0][0] if len(best_per_track) > 1 else 0.0
+        speed, speed_se = fit_speed(query_idx[sel], query_s[sel], db_s[sel], weight[sel])
         out.append(
             Candidate(
                 track_id=t,
                 offset_s=float(np.average(offset[sel], weights=weight[sel])),
                 support=float(support),
                 votes=int(np.unique(query_idx[sel]).size),
+                margin=float(support - RUNNER_UP_WEIGHT * other),
+                speed=speed,
+                speed_se=speed_se,
             )
         )
-    for i, cand in enumerate(out):
-        other = out[1 if i == 0 else 0].support if len(out) > 1 else 0.0
-        cand.margin = cand.support - RUNNER_UP_WEIGHT * other
     return out
+
+
+def fit_speed(
+    query_idx: np.ndarray, query_s: np.ndarray, db_s: np.ndarray, weight: np.ndarray
+) -> tuple[float, float]:
+    """(slope, standard error) of track time over clip time, weighted least squares through
+    the strongest hit of each query segment; (1.0, inf) with fewer than 3 segments."""
+    order = np.lexsort((-weight, query_idx))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = query_idx[order][1:] != query_idx[order][:-1]
+    x, y, w = query_s[order][first], db_s[order][first], weight[order][first]
+    if x.size < 3:
+        return 1.0, math.inf
+    w = w / w.sum()
+    x_mean, y_mean = float(w @ x), float(w @ y)
+    sxx = float(w @ (x - x_mean) ** 2)
+    if sxx <= 0.0:
+        return 1.0, math.inf
+    slope = float(w @ ((x - x_mean) * (y - y_mean))) / sxx
+    residual = y - y_mean - slope * (x - x_mean)
+    variance = float(w @ residual**2) * x.size / (x.size - 2)
+    return slope, math.sqrt(variance / (sxx * x.size))
 
 
 def confidence(margin: float, calibration: tuple[float, float]) -> float:
@@ -122,9 +173,10 @@ def vote(
 ) -> list[Match]:
     """Ranked matches with confidence >= `threshold` (at most `limit`); [] means no match."""
     matches = []
-    for cand in candidates(hits, bin_s, min_similarity)[:limit]:
+    for cand in candidates(hits, bin_s, min_similarity, limit):
         conf = confidence(cand.margin, calibration)
         if conf < threshold:
             break
-        matches.append(Match(cand.track_id, cand.offset_s, conf, cand.votes))
+        if cand.keeps_time():
+            matches.append(Match(cand.track_id, cand.offset_s, conf, cand.votes))
     return matches
