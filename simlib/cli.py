@@ -279,6 +279,8 @@ def train(
 
     def progress(update: dict) -> None:
         rate = f"{update['pairs_per_s']:.0f} pairs/s" if "pairs_per_s" in update else ""
+        if update.get("members", 1) > 1:
+            rate = f"encoder {update['member'] + 1}/{update['members']}  {rate}"
         bar.update(task, completed=time.monotonic() - started, loss=update["loss"], rate=rate)
 
     with user_errors(), bar:
