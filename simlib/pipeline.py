@@ -19,6 +19,7 @@ from simlib.catalog import FileState
 from simlib.config import MIN_DURATION_S
 from simlib.tags import Tags, read_tags
 from simlib.types import Segments
+from simlib.workers import roomy_heap
 
 
 class Embedder(Protocol):
@@ -123,5 +124,6 @@ def analyse(path: Path, embedders: list[Embedder], info: audio.AudioInfo | None 
     mel, duration_s = decode_features(path)
     if duration_s < MIN_DURATION_S:
         raise AnalysisError(f"too short to analyse ({duration_s:.2f} s < {MIN_DURATION_S:g} s)")
-    outputs = {e.name: (e.version, e.embed(mel)) for e in embedders}
+    with roomy_heap():
+        outputs = {e.name: (e.version, e.embed(mel)) for e in embedders}
     return Analysis(state=state, tags=tags, info=info, duration_s=duration_s, outputs=outputs)

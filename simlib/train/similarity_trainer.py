@@ -9,8 +9,8 @@ reproduces the shipped weights:
     python -m simlib.train.similarity_trainer --corpus ~/simlib-corpus \
         --out simlib/models/weights/similarity.pt
 
-(defaults: batch loss, an ensemble of 3 encoders (seeds 0, 1, 2) of 36 epochs each,
-at most 90 min, one torch thread; see simlib/models/weights/SIMILARITY_MODEL_CARD.md).
+(defaults: batch loss, an ensemble of 5 encoders (seeds 0 to 4) of 36 epochs each,
+at most 150 min, one torch thread; see simlib/models/weights/SIMILARITY_MODEL_CARD.md).
 """
 
 from __future__ import annotations
@@ -577,10 +577,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--minutes", type=float, default=90.0, help="for all members")
+    parser.add_argument("--minutes", type=float, default=150.0, help="for all members")
     parser.add_argument("--epochs", type=int, default=36)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--members", type=int, default=3, help="encoders in the ensemble")
+    parser.add_argument("--members", type=int, default=5, help="encoders in the ensemble")
     parser.add_argument("--loss", choices=("contrastive", "triplet", "batch"), default="batch")
     parser.add_argument("--freq-mask", type=int, default=0, help="most mel bands masked")
     parser.add_argument("--time-mask", type=int, default=0, help="most frames masked")
