@@ -8,6 +8,7 @@ in the list the pipeline is given: nothing else changes.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -114,6 +115,15 @@ def decode_features(path: Path) -> tuple[np.ndarray, float]:
     return mel, mel.shape[0] / features.FRAME_RATE_HZ
 
 
+def embed(embedder: Embedder, mel: np.ndarray) -> np.ndarray | Segments:
+    """The embedders stage for one model. A per-track embedder sees a fixed number of
+    crops whatever the file's length, so its tensors may reuse heap memory
+    (`workers.roomy_heap`: the similarity ensemble embeds twice as fast); a per-segment
+    embedder's tensors grow with the file and stay on memory returned after use."""
+    with roomy_heap() if embedder.kind == "track" else contextlib.nullcontext():
+        return embedder.embed(mel)
+
+
 def analyse(path: Path, embedders: list[Embedder], info: audio.AudioInfo | None = None) -> Analysis:
     """Run every stage on one file. FileNotFoundError means it vanished meanwhile."""
     state = file_state(path)
@@ -124,6 +134,5 @@ def analyse(path: Path, embedders: list[Embedder], info: audio.AudioInfo | None 
     mel, duration_s = decode_features(path)
     if duration_s < MIN_DURATION_S:
         raise AnalysisError(f"too short to analyse ({duration_s:.2f} s < {MIN_DURATION_S:g} s)")
-    with roomy_heap():
-        outputs = {e.name: (e.version, e.embed(mel)) for e in embedders}
+    outputs = {e.name: (e.version, embed(e, mel)) for e in embedders}
     return Analysis(state=state, tags=tags, info=info, duration_s=duration_s, outputs=outputs)
