@@ -121,10 +121,7 @@ class SimilarityModel:
             np.concatenate([crops(m, self.n_crops, self.crop_frames) for m in mels])
         )
         with torch.inference_mode():
-            members = [
-                track_vectors(e(batch).view(len(mels), self.n_crops, -1)) for e in self.encoders
-            ]
-        return join_members(members).numpy()
+            return ensemble_vectors(self.encoders, batch, len(mels)).numpy()
 
 
 def save_weights(encoders: list[SimilarityEncoder], path: Path) -> None:
@@ -148,6 +145,11 @@ def track_vectors(crop_vectors: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(crop_vectors.mean(dim=1), dim=1, eps=1e-6)
 
 
-def join_members(member_vectors: list[torch.Tensor]) -> torch.Tensor:
-    """Each ensemble member's (tracks, dim_m) unit vectors -> (tracks, sum dim_m) unit vectors."""
-    return torch.cat(member_vectors, dim=1) / len(member_vectors) ** 0.5
+def ensemble_vectors(
+    encoders: list[SimilarityEncoder], crop_batch: torch.Tensor, n_tracks: int
+) -> torch.Tensor:
+    """(n_tracks x crops, frames, N_MELS) crops, track after track -> (n_tracks, sum of the
+    encoders' dims) unit vectors: each encoder's `track_vectors` side by side, scaled so
+    that a cosine between two tracks is the mean of the encoders' cosines."""
+    members = [track_vectors(e(crop_batch).view(n_tracks, -1, e.config.dim)) for e in encoders]
+    return torch.cat(members, dim=1) / len(members) ** 0.5

@@ -35,9 +35,8 @@ from simlib.similarity import (
     N_CROPS,
     SimilarityModel,
     crops,
-    join_members,
+    ensemble_vectors,
     save_weights,
-    track_vectors,
 )
 from simlib.tags import Tags, read_tags
 from simlib.track_index import centred_scores
@@ -300,10 +299,7 @@ def embed_tracks(
         for k in range(0, len(data), batch):
             chunk = np.stack([d.eval_crops for d in data[k : k + batch]]).astype(np.float32)
             crops_in = torch.from_numpy(chunk.reshape(-1, *chunk.shape[2:]))
-            members = [
-                track_vectors(e(crops_in).view(len(chunk), chunk.shape[1], -1)) for e in encoders
-            ]
-            out.append(join_members(members))
+            out.append(ensemble_vectors(encoders, crops_in, len(chunk)))
     for encoder in encoders:
         encoder.train()
     return torch.cat(out).numpy()
