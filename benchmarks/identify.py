@@ -33,7 +33,7 @@ from simlib.augment import CONDITIONS, NoiseBank, apply_condition
 from simlib.features import log_mel
 from simlib.fingerprint import FingerprintModel
 from simlib.fingerprint_index import FingerprintIndex
-from simlib.matching import candidates, confidence, vote
+from simlib.matching import alignments, confidence, decide
 from simlib.train.fingerprint_trainer import corpus_split
 from simlib.types import Match, Segments
 
@@ -116,7 +116,8 @@ def make_clips(
 
 
 class SimlibSystem:
-    """decode -> log_mel -> FingerprintModel.embed -> FingerprintIndex -> matching.vote.
+    """decode -> log_mel -> FingerprintModel.embed -> FingerprintIndex -> matching.alignments
+    -> matching.decide.
 
     `base` shares already embedded library segments (subsampled to this db hop) so that
     storage variants do not re-embed the library.
@@ -129,6 +130,8 @@ class SimlibSystem:
         self.calibration = model.calibration
         self.base = base
         self.segments: list[Segments] = []
+        self.stored: list[Segments] = []
+        """Every indexed track's segments, library then distractors, by track id."""
         self.index: FingerprintIndex | None = None
 
     def build(self, paths: list[Path], extra: list[Segments] = ()) -> dict:
@@ -141,9 +144,8 @@ class SimlibSystem:
         elif not self.segments:
             self.segments = [self.model.embed(log_mel(decode(p)), self.db_hop_s) for p in paths]
         embed_s = time.perf_counter() - started
-        items = list(enumerate(self.segments)) + [
-            (len(self.segments) + i, s) for i, s in enumerate(extra)
-        ]
+        self.stored = self.segments + list(extra)
+        items = list(enumerate(self.stored))
         stats = fingerprint_index.build(
             self.dir, items, self.model.dim, self.metric, self.model.n_trees
         )
@@ -155,10 +157,11 @@ class SimlibSystem:
         confidence (its `confidence` field holds the raw margin, for calibration)."""
         segments = self.model.embed(log_mel(decode(path)), self.query_hop_s)
         hits = self.index.search(segments, self.model.neighbours, self.model.search_k)
-        best = candidates(hits, bin_s=self.db_hop_s, limit=1)
-        matches = vote(hits, self.calibration, bin_s=self.db_hop_s)
-        raw = [Match(c.track_id, c.offset_s, c.margin, c.votes) for c in best]
-        return matches, raw[0] if raw else None
+        found = alignments(hits, segments, self.stored.__getitem__, bin_s=self.db_hop_s)
+        matches = decide(found, self.calibration)
+        best = next((a for a in found if a.keeps_time()), None)
+        raw = Match(best.track_id, best.offset_s, best.margin, best.votes) if best else None
+        return matches, raw
 
 
 class AudfprintSystem:

@@ -39,6 +39,12 @@ TAG_COLUMNS = (
 )
 
 
+_SEGMENTS_SQL = (
+    "SELECT f.track_id, f.start_s, f.vectors FROM fingerprints f"
+    " JOIN tracks t ON t.id = f.track_id WHERE f.model = ? AND t.status = 'ok'"
+)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -458,12 +464,14 @@ class Catalog:
         """(track id, Segments) of every ok track's `model` fingerprints by track id, or
         of those analysed after generation `since`."""
         for track_id, start_s, vectors in self.db.execute(
-            "SELECT f.track_id, f.start_s, f.vectors FROM fingerprints f"
-            " JOIN tracks t ON t.id = f.track_id WHERE f.model = ? AND t.status = 'ok'"
-            " AND t.analysis_generation > ? ORDER BY f.track_id",
-            [model, since],
+            _SEGMENTS_SQL + " AND t.analysis_generation > ? ORDER BY f.track_id", [model, since]
         ):
             yield track_id, Segments(_blob_array(start_s), _blob_array(vectors))
+
+    def track_segments(self, track_id: int, model: str) -> Segments | None:
+        """Track `track_id`'s `model` fingerprints, or None when it has none or is not ok."""
+        row = self.db.execute(_SEGMENTS_SQL + " AND f.track_id = ?", [model, track_id]).fetchone()
+        return None if row is None else Segments(_blob_array(row[1]), _blob_array(row[2]))
 
     # -- indexes ------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """Identify recorded clips against the catalog's fingerprint index.
 
 A clip is decoded, cut into fingerprint segments every `query_hop_s`, each
-segment looks up its nearest library segments, and the hits vote for
-(track, offset); see `simlib.matching`. Tracks deleted from the catalog since
+segment looks up its nearest library segments, the hits vote for
+(track, offset), and the best candidates are verified against their tracks' segments
+stored in the catalog; see `simlib.matching`. Tracks deleted from the catalog since
 the index was built are dropped from the answers, and tracks analysed since
 are searched exactly, so answers are current before the index is rebuilt.
 """
@@ -114,6 +115,8 @@ class Identifier:
         found = self.index.search(segments, k=k, search_k=self.model.search_k)
         return matching.vote(
             self.fresh.merge(found, segments, k),
+            segments,
+            lambda track_id: self.catalog.track_segments(track_id, FINGERPRINT),
             calibration=self.model.calibration,
             threshold=min_confidence,
             limit=top,

@@ -1,32 +1,35 @@
-"""Vote nearest-segment hits into ranked (track, offset) matches with a calibrated confidence.
+"""Turn nearest-segment hits into ranked (track, offset) matches with a calibrated confidence.
 
-Pure numpy. Each query segment votes once per (track, offset bin) with the similarity of
-its best hit there; a bin's support is its summed similarity above `min_similarity`
-(rescaled to 0..1), divided by the number of query segments, so it is near 1 when every
-part of the clip agrees on one alignment of one track and near 0 for unrelated audio.
-A candidate's margin is its support minus RUNNER_UP_WEIGHT times the best other track's:
-support carries most of the evidence, the runner-up term discounts clips where several
-tracks are about equally supported (audio that matches everything a little). On the
-benchmark's calibration clips a full difference (weight 1) rejected more true matches at
-the same false-positive rate. Confidence is a logistic function of the margin (slope and
-midpoint are fitted by benchmarks/identify.py --calibrate and ship with the model weights).
+Pure numpy, two stages.
 
-A candidate must also keep time with its track: the slope of track time over clip time
-through its hits (the clip's speed relative to the track) may differ from 1 by at most
-MAX_SPEED_CHANGE, allowing SPEED_SE_FACTOR standard errors of the fit. A faster or slower
-rendition of a library track (a game's "last lap" version) is another recording, not a
-match, although its offsets drift too slowly over a few seconds for the offset bins alone
-to tell.
+1. Vote (`candidates`). Each query segment votes once per (track, offset bin) with the
+   similarity of its best hit there; a bin's support is its summed similarity above
+   `min_similarity` (rescaled to 0..1) over the number of query segments. The SHORTLIST
+   best-supported tracks go on.
+2. Verify (`verify`). Every query segment is compared with the candidate track's stored
+   vector at its aligned time (interpolated between the two nearest database segments),
+   also where its own nearest neighbours missed the track, over offsets within
+   OFFSET_SEARCH_S of the vote and over the playback speeds in SPEEDS. The score is the mean
+   aligned similarity above VERIFY_FLOOR (rescaled to 0..1) at speed 1; its offset is the
+   reported one, finer than the vote's bins.
+
+A candidate's margin is its score minus RUNNER_UP_WEIGHT times the best other track's:
+the runner-up term discounts clips that match several tracks about equally. Confidence is
+a logistic function of the margin (slope and midpoint are fitted by
+benchmarks/identify.py --calibrate and ship with the model weights). A match must also
+keep time with its track: a clip that fits its track clearly better at a speed beyond
+MAX_SPEED_CHANGE (a game's "last lap" rendition, 10 % faster) is another recording, although
+its offsets drift too slowly over a few seconds for the offset bins alone to tell.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from simlib.types import Match
+from simlib.types import Match, Segments
 
 NO_MATCH_THRESHOLD = 0.5
 """Matches whose confidence is below this are not reported."""
@@ -35,12 +38,25 @@ MIN_SIMILARITY = 0.5
 (similarity - MIN_SIMILARITY) / (1 - MIN_SIMILARITY). The nearest neighbours of unrelated
 audio have median similarity ~0.6 and aligned true hits ~0.77, so strong hits dominate."""
 RUNNER_UP_WEIGHT = 0.5
-"""How much of the best other track's support is taken off a candidate's margin."""
-MAX_SPEED_CHANGE = 0.03
-"""Largest speed change of a clip against its track still matched (the trained range)."""
-SPEED_SE_FACTOR = 2.0
-"""Standard errors of the fitted speed allowed beyond MAX_SPEED_CHANGE (short clips fit
-their speed loosely: about +-0.07 at 3 s, +-0.03 at 5 s, +-0.01 at 10 s)."""
+"""How much of the best other track's score is taken off a candidate's margin (0.25-0.75
+were within noise of each other on the benchmark's calibration clips; 1 lost matches)."""
+VERIFY_FLOOR = 0.2
+"""Aligned similarities count above this in a verified score, rescaled to 0..1. Lower than
+MIN_SIMILARITY: every segment is compared with the aligned one, not with a shortlist, so
+weak agreement of noisy segments adds evidence. 0.2 separated seed-7 clips best (0.3-0.5
+tried)."""
+SHORTLIST = 5
+"""Candidates (best per track) verified per clip."""
+OFFSET_SEARCH_S, OFFSET_STEP_S = 0.5, 0.1
+"""Offsets tried around a candidate's voted offset, seconds."""
+SPEEDS = (0.90, 0.93, 0.96, 1.0, 1.04, 1.07, 1.10)
+"""Playback speeds of the clip relative to the track tried in verification."""
+MAX_SPEED_CHANGE = 0.04
+"""A clip whose best-fitting speed is further from 1 than this is not a match (the encoder
+is trained on +-3 % speed changes)."""
+SPEED_EVIDENCE = 1.02
+"""Another speed is the clip's only when it scores this many times the best at speed 1
+(short clips drift too little for the speeds to differ much)."""
 
 
 @dataclass
@@ -69,16 +85,28 @@ class Candidate:
     offset_s: float
     support: float
     votes: int
+
+
+@dataclass
+class Alignment:
+    """A verified candidate: how well the whole clip agrees with its track at `offset_s`."""
+
+    track_id: int
+    offset_s: float
+    """Track time at clip time 0, at the clip's own speed, seconds."""
+    score: float
+    """Mean over query segments of (aligned similarity - VERIFY_FLOOR) / (1 - VERIFY_FLOOR),
+    clipped at 0; 0..1."""
+    speed: float
+    """Best-fitting track seconds per clip second among SPEEDS (1.0 unless another speed
+    scores SPEED_EVIDENCE times better)."""
+    votes: int
     margin: float = 0.0
-    """support minus RUNNER_UP_WEIGHT times the best support of any other track."""
-    speed: float = 1.0
-    """Fitted track seconds per clip second (1.0 when too few segments to fit)."""
-    speed_se: float = math.inf
-    """Standard error of `speed`."""
+    """score minus RUNNER_UP_WEIGHT times the best score of any other verified track."""
 
     def keeps_time(self) -> bool:
         """Whether the clip plays at its track's speed, within MAX_SPEED_CHANGE."""
-        return abs(self.speed - 1.0) - MAX_SPEED_CHANGE <= SPEED_SE_FACTOR * self.speed_se
+        return abs(self.speed - 1.0) <= MAX_SPEED_CHANGE
 
 
 def candidates(
@@ -117,44 +145,83 @@ def candidates(
             seen.add(t)
             best_per_track.append((support, t, b))
     out: list[Candidate] = []
-    for i, (support, t, b) in enumerate(best_per_track[:limit]):
+    for support, t, b in best_per_track[:limit]:
         sel = (track == t) & (bins >= b) & (bins <= b + 1)
-        other = best_per_track[1 if i == 0 else 0][0] if len(best_per_track) > 1 else 0.0
-        speed, speed_se = fit_speed(query_idx[sel], query_s[sel], db_s[sel], weight[sel])
         out.append(
             Candidate(
                 track_id=t,
                 offset_s=float(np.average(offset[sel], weights=weight[sel])),
                 support=float(support),
                 votes=int(np.unique(query_idx[sel]).size),
-                margin=float(support - RUNNER_UP_WEIGHT * other),
-                speed=speed,
-                speed_se=speed_se,
             )
         )
     return out
 
 
-def fit_speed(
-    query_idx: np.ndarray, query_s: np.ndarray, db_s: np.ndarray, weight: np.ndarray
-) -> tuple[float, float]:
-    """(slope, standard error) of track time over clip time, weighted least squares through
-    the strongest hit of each query segment; (1.0, inf) with fewer than 3 segments."""
-    order = np.lexsort((-weight, query_idx))
-    first = np.ones(order.size, dtype=bool)
-    first[1:] = query_idx[order][1:] != query_idx[order][:-1]
-    x, y, w = query_s[order][first], db_s[order][first], weight[order][first]
-    if x.size < 3:
-        return 1.0, math.inf
-    w = w / w.sum()
-    x_mean, y_mean = float(w @ x), float(w @ y)
-    sxx = float(w @ (x - x_mean) ** 2)
-    if sxx <= 0.0:
-        return 1.0, math.inf
-    slope = float(w @ ((x - x_mean) * (y - y_mean))) / sxx
-    residual = y - y_mean - slope * (x - x_mean)
-    variance = float(w @ residual**2) * x.size / (x.size - 2)
-    return slope, math.sqrt(variance / (sxx * x.size))
+def aligned_similarity(
+    query: Segments, track: Segments, offsets_s: np.ndarray, speeds: np.ndarray, hop_s: float
+) -> np.ndarray:
+    """(speeds, offsets, query segments) cosine of each query segment with `track` at
+    track time = clip centre + offset + speed x (segment time - clip centre), interpolated
+    linearly between database segments `hop_s` apart; 0 where the track has no segment
+    within `hop_s` (past its ends, digital silence)."""
+    centre = float(query.start_s.mean())
+    when = (
+        centre
+        + offsets_s[None, :, None]
+        + speeds[:, None, None] * (query.start_s[None, None, :] - centre)
+    )
+    near = (track.start_s >= when.min() - hop_s) & (track.start_s <= when.max() + hop_s)
+    if not near.any():
+        return np.zeros(when.shape)
+    cosine = query.vectors.astype(np.float32) @ track.vectors[near].astype(np.float32).T
+    kernel = np.clip(1.0 - np.abs(when[..., None] - track.start_s[near]) / hop_s, 0.0, None)
+    total = kernel.sum(axis=-1)
+    summed = np.einsum("soqd,qd->soq", kernel, cosine)
+    return np.divide(summed, total, out=np.zeros(when.shape), where=total > 0)
+
+
+def verify(candidate: Candidate, query: Segments, track: Segments, hop_s: float) -> Alignment:
+    """Score `candidate` on every query segment against its track's stored vectors (`track`),
+    over offsets within OFFSET_SEARCH_S of its vote and over SPEEDS; the best offset at
+    speed 1 gives score and offset, the best (speed, offset) overall the speed."""
+    steps = np.arange(-OFFSET_SEARCH_S, OFFSET_SEARCH_S + 1e-9, OFFSET_STEP_S)
+    speeds = np.asarray(SPEEDS)
+    aligned = aligned_similarity(query, track, candidate.offset_s + steps, speeds, hop_s)
+    scores = np.clip(aligned - VERIFY_FLOOR, 0.0, None).mean(axis=-1) / (1.0 - VERIFY_FLOOR)
+    at_speed_one = scores[SPEEDS.index(1.0)]
+    best_speed, _ = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    clear = scores.max() > SPEED_EVIDENCE * at_speed_one.max()
+    offset = candidate.offset_s + float(steps[int(np.argmax(at_speed_one))])
+    return Alignment(
+        track_id=candidate.track_id,
+        offset_s=offset,
+        score=float(at_speed_one.max()),
+        speed=float(speeds[best_speed]) if clear else 1.0,
+        votes=candidate.votes,
+    )
+
+
+def alignments(
+    hits: Hits,
+    query: Segments,
+    track_segments: Callable[[int], Segments | None],
+    bin_s: float = 0.5,
+    min_similarity: float = MIN_SIMILARITY,
+) -> list[Alignment]:
+    """The SHORTLIST best-supported candidates verified (`verify`) against their tracks'
+    stored segments (`track_segments(track_id)`, None for a track no longer in the library),
+    ranked by score, each with its margin over the best other track."""
+    verified = []
+    for candidate in candidates(hits, bin_s, min_similarity, SHORTLIST):
+        track = track_segments(candidate.track_id)
+        if track is not None and len(track):
+            verified.append(verify(candidate, query, track, bin_s))
+    verified.sort(key=lambda a: a.score, reverse=True)
+    for i, found in enumerate(verified):
+        other = verified[1 if i == 0 else 0].score if len(verified) > 1 else 0.0
+        found.margin = found.score - RUNNER_UP_WEIGHT * other
+    return verified
 
 
 def confidence(margin: float, calibration: tuple[float, float]) -> float:
@@ -165,18 +232,30 @@ def confidence(margin: float, calibration: tuple[float, float]) -> float:
 
 def vote(
     hits: Hits,
-    calibration: tuple[float, float] = (7.42, 0.228),
+    query: Segments,
+    track_segments: Callable[[int], Segments | None],
+    calibration: tuple[float, float],
     threshold: float = NO_MATCH_THRESHOLD,
     limit: int = 5,
     bin_s: float = 0.5,
     min_similarity: float = MIN_SIMILARITY,
 ) -> list[Match]:
-    """Ranked matches with confidence >= `threshold` (at most `limit`); [] means no match."""
+    """Ranked matches of a clip's `hits` (see `alignments` and `decide`); [] means no match."""
+    found = alignments(hits, query, track_segments, bin_s, min_similarity)
+    return decide(found, calibration, threshold, limit)
+
+
+def decide(
+    found: list[Alignment],
+    calibration: tuple[float, float],
+    threshold: float = NO_MATCH_THRESHOLD,
+    limit: int = 5,
+) -> list[Match]:
+    """The alignments that keep time with their track and have confidence >= `threshold`, in
+    rank order (at most `limit`)."""
     matches = []
-    for cand in candidates(hits, bin_s, min_similarity, limit):
-        conf = confidence(cand.margin, calibration)
-        if conf < threshold:
-            break
-        if cand.keeps_time():
-            matches.append(Match(cand.track_id, cand.offset_s, conf, cand.votes))
-    return matches
+    for aligned in found:
+        conf = confidence(aligned.margin, calibration)
+        if aligned.keeps_time() and conf >= threshold:
+            matches.append(Match(aligned.track_id, aligned.offset_s, conf, aligned.votes))
+    return matches[:limit]

@@ -63,6 +63,10 @@ def test_write_and_read_back(catalog):
     [(seg_id, segments)] = list(catalog.segments("fp"))
     assert seg_id == track_id and segments.vectors.dtype == np.float16
     np.testing.assert_array_equal(segments.start_s, [0.0, 0.5, 1.0])
+    one = catalog.track_segments(track_id, "fp")
+    np.testing.assert_array_equal(one.vectors, segments.vectors)
+    assert catalog.track_segments(track_id, "sim") is None
+    assert catalog.track_segments(track_id + 1, "fp") is None
     assert catalog.generation == 1
 
 
@@ -106,6 +110,7 @@ def test_copy_and_delete(catalog):
     catalog.delete_tracks([source])
     assert catalog.track(source) is None and catalog.track(copy) is not None
     assert [i for i, _ in catalog.segments("fp")] == [copy]
+    assert catalog.track_segments(source, "fp") is None
 
 
 def test_error_rows_are_listed_in_the_summary(catalog):

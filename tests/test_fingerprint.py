@@ -74,8 +74,8 @@ def test_index_roundtrip_and_vote(tmp_path, metric: str) -> None:
     assert hits.n_query == 10 and len(hits) == 30
     best = hits.similarity.reshape(10, 3).max(axis=1)
     np.testing.assert_allclose(best, 1.0, atol=1e-5)
-    match = vote(hits, bin_s=0.5)[0]
-    assert match.track_id == 11 and abs(match.offset_s - 10.0) < 0.5
+    match = vote(hits, query, tracks.get, (10.0, 0.27), bin_s=0.5)[0]
+    assert match.track_id == 11 and abs(match.offset_s - 10.0) < 0.05
 
 
 def test_rebuild_swaps_atomically(tmp_path) -> None:
@@ -95,8 +95,9 @@ def test_empty_index(tmp_path, model: FingerprintModel) -> None:
     stats = build(tmp_path, [], 32)
     index = FingerprintIndex.open(tmp_path)
     assert stats.items == 0 and len(index) == 0
-    hits = index.search(model.embed(log_mel(music(3.0)), hop_s=0.5), k=5)
-    assert len(hits) == 0 and vote(hits) == []
+    query = model.embed(log_mel(music(3.0)), hop_s=0.5)
+    hits = index.search(query, k=5)
+    assert len(hits) == 0 and vote(hits, query, lambda _: None, model.calibration) == []
     with pytest.raises(FileNotFoundError):
         FingerprintIndex.open(tmp_path / "missing")
 

@@ -1,4 +1,4 @@
-"""Voting hits into (track, offset) matches."""
+"""Voting hits into (track, offset) candidates and verifying them against stored segments."""
 
 from __future__ import annotations
 
@@ -7,97 +7,132 @@ import numpy as np
 from simlib.matching import (
     MIN_SIMILARITY,
     RUNNER_UP_WEIGHT,
+    SHORTLIST,
+    Alignment,
     Hits,
+    alignments,
     candidates,
     confidence,
-    fit_speed,
+    decide,
     vote,
 )
+from simlib.types import Segments
+
+HOP_S = 0.5
+CALIBRATION = (10.0, 0.27)
 
 
-def hits_for(
-    track: int, offset_s: float, n_query: int, seed: int = 0, k: int = 10, speed: float = 1.0
-) -> Hits:
-    """Each query segment: one aligned hit on `track` (track time = `speed` x clip time +
-    `offset_s`), k - 1 random weak hits elsewhere."""
+def unit(rows: np.ndarray) -> np.ndarray:
+    return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+
+def library(n_tracks: int = 20, seconds: float = 60.0, dim: int = 32) -> list[Segments]:
+    """Tracks of independent random unit vectors every HOP_S seconds."""
+    rng = np.random.default_rng(0)
+    start = np.arange(0.0, seconds, HOP_S, dtype=np.float32)
+    return [Segments(start, unit(rng.standard_normal((start.size, dim)))) for _ in range(n_tracks)]
+
+
+def clip_of(
+    track: Segments, offset_s: float, seconds: float, speed: float = 1.0, seed: int = 0
+) -> Segments:
+    """Segments every 0.2 s of a recording of `track` from `offset_s` played at `speed`:
+    the track's vectors interpolated at the segments' times, plus noise."""
     rng = np.random.default_rng(seed)
-    q = np.repeat(np.arange(n_query) * 0.1, k)
-    tracks = rng.integers(0, 50, q.size)
-    db = rng.uniform(0, 200, q.size)
-    sim = rng.uniform(0.0, 0.65, q.size)
-    aligned = np.arange(0, q.size, k)
-    tracks[aligned] = track
-    db[aligned] = np.round((q[aligned] * speed + offset_s) * 2) / 2  # database grid of 0.5 s
-    sim[aligned] = rng.uniform(0.7, 0.95, aligned.size)
-    return Hits(
-        q.astype(np.float32), tracks, db.astype(np.float32), sim.astype(np.float32), n_query
-    )
+    start = np.arange(0.0, seconds - 1.0 + 1e-9, 0.2, dtype=np.float32)
+    when = offset_s + speed * start
+    clean = np.stack([np.interp(when, track.start_s, col) for col in track.vectors.T], axis=1)
+    return Segments(start, unit(unit(clean) + 0.08 * rng.standard_normal(clean.shape)))
+
+
+def search(query: Segments, tracks: list[Segments], k: int = 10) -> Hits:
+    """Exact k nearest library segments of every query segment."""
+    track_id = np.concatenate([np.full(len(t), i) for i, t in enumerate(tracks)])
+    db_s = np.concatenate([t.start_s for t in tracks])
+    similarity = query.vectors @ np.concatenate([t.vectors for t in tracks]).T
+    best = np.argsort(-similarity, axis=1)[:, :k]
+    rows = np.repeat(np.arange(len(query)), k)
+    return Hits(query.start_s[rows], track_id[best.ravel()], db_s[best.ravel()],
+                similarity[rows, best.ravel()], len(query))  # fmt: skip
+
+
+def identify(query: Segments, tracks: list[Segments], **kwargs):
+    return vote(search(query, tracks), query, tracks.__getitem__, CALIBRATION, **kwargs)
 
 
 def test_vote_finds_track_and_offset() -> None:
-    matches = vote(hits_for(track=77, offset_s=42.3, n_query=41))
-    assert matches and matches[0].track_id == 77
-    assert abs(matches[0].offset_s - 42.3) < 0.5
+    tracks = library()
+    matches = identify(clip_of(tracks[7], offset_s=12.3, seconds=5.0), tracks)
+    assert matches and matches[0].track_id == 7
+    assert abs(matches[0].offset_s - 12.3) <= 0.1
     assert 0.5 <= matches[0].confidence <= 1.0
-    assert matches[0].votes >= 30
+    assert matches[0].votes >= 15
 
 
-def test_unrelated_hits_give_no_match() -> None:
-    rng = np.random.default_rng(1)
-    n = 410
-    hits = Hits(
-        query_s=np.repeat(np.arange(41) * 0.1, 10).astype(np.float32),
-        track_id=rng.integers(0, 50, n),
-        db_s=rng.uniform(0, 200, n).astype(np.float32),
-        similarity=rng.uniform(0.0, 0.6, n).astype(np.float32),
-        n_query=41,
-    )
-    assert vote(hits) == []
-    best = candidates(hits)[0]
-    assert 0.0 <= confidence(best.margin, (12.0, 0.35)) < 0.5
+def test_verification_refines_the_voted_offset() -> None:
+    """Offsets are voted in 0.5 s bins; verification interpolates between database segments."""
+    tracks = library()
+    for offset_s in (20.0, 20.15, 20.3, 20.45):
+        query = clip_of(tracks[3], offset_s, seconds=5.0)
+        [found] = alignments(search(query, tracks), query, tracks.__getitem__)[:1]
+        assert found.track_id == 3 and abs(found.offset_s - offset_s) <= 0.06
+
+
+def test_unrelated_clip_gives_no_match() -> None:
+    tracks = library()
+    stranger = library(n_tracks=21)[20]  # same generator, a track outside `tracks`
+    query = clip_of(stranger, offset_s=10.0, seconds=5.0)
+    assert identify(query, tracks) == []
+    best = alignments(search(query, tracks), query, tracks.__getitem__)[0]
+    assert confidence(best.margin, CALIBRATION) < 0.1
 
 
 def test_empty_hits_and_confidence_range() -> None:
     empty = Hits(np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), 0)
-    assert vote(empty) == [] and candidates(empty) == []
+    query = Segments(np.zeros(0, np.float32), np.zeros((0, 32), np.float32))
+    assert vote(empty, query, library().__getitem__, CALIBRATION) == []
+    assert candidates(empty) == []
     for margin in (-1.0, 0.0, 0.35, 1.0, 5.0):
         assert 0.0 <= confidence(margin, (12.0, 0.35)) <= 1.0
 
 
-def test_margin_discounts_runner_up() -> None:
-    """Margin = support - RUNNER_UP_WEIGHT x the runner-up's support; weak hits count 0."""
-    one = hits_for(track=5, offset_s=3.0, n_query=21)
-    best, second = candidates(one)[:2]
-    assert best.track_id == 5 and best.support > 0.5 > second.support
-    assert abs(best.margin - (best.support - RUNNER_UP_WEIGHT * second.support)) < 1e-9
-    weak = Hits(one.query_s, one.track_id, one.db_s, np.minimum(one.similarity, MIN_SIMILARITY), 21)
+def test_margin_discounts_runner_up_and_weak_hits_count_nothing() -> None:
+    tracks = library()
+    query = clip_of(tracks[5], offset_s=3.0, seconds=5.0)
+    hits = search(query, tracks)
+    best, second = alignments(hits, query, tracks.__getitem__)[:2]
+    assert best.track_id == 5 and best.score > 0.5 > second.score
+    assert abs(best.margin - (best.score - RUNNER_UP_WEIGHT * second.score)) < 1e-9
+    assert len(candidates(hits)) > SHORTLIST == len(alignments(hits, query, tracks.__getitem__))
+    weak_similarity = np.minimum(hits.similarity, MIN_SIMILARITY)
+    weak = Hits(hits.query_s, hits.track_id, hits.db_s, weak_similarity, hits.n_query)
     assert candidates(weak) == []
 
 
-def test_threshold_and_limit() -> None:
-    hits = hits_for(track=3, offset_s=10.0, n_query=41)
-    assert vote(hits, threshold=1.01) == []
-    assert len(vote(hits, threshold=0.0, limit=2)) == 2
+def test_threshold_limit_and_tracks_gone_from_the_library() -> None:
+    tracks = library()
+    query = clip_of(tracks[3], offset_s=10.0, seconds=5.0)
+    hits = search(query, tracks)
+    assert identify(query, tracks, threshold=1.01) == []
+    found = alignments(hits, query, tracks.__getitem__)
+    ranked = [
+        Alignment(t, 1.0, 0.5, speed, 9, margin=0.4) for t, speed in enumerate((1, 1.1, 1, 1))
+    ]
+    assert [m.track_id for m in decide(ranked, CALIBRATION, threshold=0.0)] == [0, 2, 3]
+    assert [m.track_id for m in decide(ranked, CALIBRATION, threshold=0.0, limit=2)] == [0, 2]
+    # a track deleted since the index was built has no stored segments: never reported
+    gone = alignments(hits, query, lambda t: None if t == 3 else tracks[t])
+    assert found[0].track_id == 3 and all(a.track_id != 3 for a in gone)
 
 
 def test_a_clip_off_its_tracks_speed_is_no_match() -> None:
-    """A 9 s clip 2 % fast still matches; 8 % fast (another rendition) does not, though its
-    offsets drift too little to leave the candidate's offset bins."""
-    slight = hits_for(track=77, offset_s=42.0, n_query=91, speed=1.02)
-    assert [m.track_id for m in vote(slight)][:1] == [77]
-    fast = hits_for(track=77, offset_s=42.0, n_query=91, speed=1.08)
-    best = candidates(fast)[0]
-    assert best.track_id == 77 and confidence(best.margin, (7.42, 0.228)) > 0.5
-    assert abs(best.speed - 1.08) < 0.03 and not best.keeps_time()
-    assert all(m.track_id != 77 for m in vote(fast))
-
-
-def test_fit_speed_recovers_a_line_and_needs_three_segments() -> None:
-    q = np.repeat(np.arange(10.0), 2)
-    idx = np.repeat(np.arange(10), 2)
-    db = 1.05 * q + 7.0
-    db[1::2] += 30.0  # the weaker hit of each segment is elsewhere and must be ignored
-    weight = np.tile([0.4, 0.1], 10)
-    speed, se = fit_speed(idx, q, db, weight)
-    assert abs(speed - 1.05) < 1e-9 and se < 1e-6
-    assert fit_speed(idx[:4], q[:4], db[:4], weight[:4]) == (1.0, float("inf"))
+    """A 9 s clip 2 % fast still matches; 10 % fast (another rendition) does not, though its
+    offsets drift too little to leave the voted offset bins."""
+    tracks = library()
+    slight = clip_of(tracks[7], offset_s=20.0, seconds=9.0, speed=1.02)
+    assert [m.track_id for m in identify(slight, tracks)][:1] == [7]
+    fast = clip_of(tracks[7], offset_s=20.0, seconds=9.0, speed=1.10)
+    best = alignments(search(fast, tracks), fast, tracks.__getitem__)[0]
+    assert best.track_id == 7 and confidence(best.margin, CALIBRATION) > 0.5
+    assert abs(best.speed - 1.10) < 0.035 and not best.keeps_time()
+    assert all(m.track_id != 7 for m in identify(fast, tracks))
