@@ -31,10 +31,10 @@ from simlib import fingerprint_index
 from simlib.audio import ANALYSIS_RATE_HZ, decode
 from simlib.augment import CONDITIONS, NoiseBank, apply_condition
 from simlib.features import log_mel
-from simlib.fingerprint import FingerprintModel
+from simlib.fingerprint import DEFAULT_WEIGHTS, FingerprintModel
 from simlib.fingerprint_index import FingerprintIndex
 from simlib.matching import alignments, confidence, decide
-from simlib.train.fingerprint_trainer import corpus_split
+from simlib.train.fingerprint_trainer import corpus_split, update_settings
 from simlib.types import Match, Segments
 
 OFFSET_TOLERANCE_S = 1.5
@@ -332,7 +332,14 @@ def main() -> None:
         default=None,
         help="clips per cell for --calibrate (default: half of --clips-per-cell)",
     )
+    parser.add_argument(
+        "--write-calibration",
+        action="store_true",
+        help="with --calibrate: store the main variant's fitted calibration in the weights file",
+    )
     args = parser.parse_args()
+    if args.write_calibration and not args.calibrate:
+        parser.error("--write-calibration needs --calibrate")
     torch.set_num_threads(1)
     corpus = args.corpus.expanduser()
     library = choose_library(corpus, args.tracks)
@@ -440,8 +447,13 @@ def main() -> None:
             if results[n][clip.path][1]:
                 print(f"false positive {n}: {clip.path.name} from {clip.source.name} "
                       f"-> {library.paths[results[n][clip.path][4]].name}")  # fmt: skip
-    conf = [confidence(results[main][c.path][2], model.calibration) for c in clips]
+    conf = [confidence(results[main][c.path][2], main_system.calibration) for c in clips]
     print(f"main confidence range {min(conf):.2f}..{max(conf):.2f}")
+    if args.write_calibration:
+        weights = args.weights or DEFAULT_WEIGHTS
+        calibration = [round(v, 3) for v in main_system.calibration]
+        update_settings(weights, calibration=calibration)
+        print(f"wrote calibration {calibration} into {weights}")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from simlib.fingerprint import FingerprintModel, decode_vectors, encode_vectors
 from simlib.fingerprint_index import FingerprintIndex, build
 from simlib.matching import vote
 from simlib.models.fingerprint_encoder import FingerprintEncoder
-from simlib.train.fingerprint_trainer import save_weights, train_fingerprint
+from simlib.train.fingerprint_trainer import save_weights, train_fingerprint, update_settings
 from simlib.types import Segments
 
 SR = 16_000
@@ -31,6 +31,18 @@ def model(tmp_path_factory) -> FingerprintModel:
 def test_load_reports_settings(model: FingerprintModel) -> None:
     assert model.dim == 32 and model.db_hop_s == 0.5 and model.segment_s == 1.0
     assert len(model.version) == 12
+
+
+def test_update_settings_keeps_the_weights(model: FingerprintModel, tmp_path) -> None:
+    path = tmp_path / "fp.pt"
+    save_weights(model.encoder, path, {"db_hop_s": 0.5})
+    update_settings(path, calibration=[9.5, 0.3])
+    updated = FingerprintModel.load(path)
+    assert updated.calibration == (9.5, 0.3) and updated.db_hop_s == 0.5
+    assert updated.version != model.version
+    audio = log_mel(music(2.0))
+    same = updated.embed(audio, 0.5).vectors, model.embed(audio, 0.5).vectors
+    np.testing.assert_array_equal(*same)
 
 
 def test_embed_shapes_and_norms(model: FingerprintModel) -> None:

@@ -162,9 +162,20 @@ def retrieval_accuracy(model: FingerprintEncoder, clean: torch.Tensor, view: tor
 
 def save_weights(model: FingerprintEncoder, path: Path, settings: dict) -> None:
     """Write the shipped-format weights {"config", "settings", "state_dict"} atomically."""
-    tmp = path.with_suffix(".tmp")
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    torch.save({"config": model.config, "settings": settings, "state_dict": state}, tmp)
+    _save_atomically({"config": model.config, "settings": settings, "state_dict": state}, path)
+
+
+def update_settings(path: Path, **changes) -> None:
+    """Rewrite the weights file at `path` with `changes` merged into its settings."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob["settings"] = {**blob.get("settings", {}), **changes}
+    _save_atomically(blob, path)
+
+
+def _save_atomically(blob: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(blob, tmp)
     tmp.replace(path)
 
 
