@@ -293,7 +293,7 @@ def calibrate(name: str, system: SimlibSystem, clips: list[Clip]) -> tuple[float
     tail = " ".join(f"{v:.3f}" for v in np.percentile(out, [90, 99, 100]))
     print(f"calibration {name}: slope {slope:.2f} midpoint {mid:.3f} from {len(clips)} clips; "
           f"not-in-library margin p90/p99/max {tail}", flush=True)  # fmt: skip
-    return slope, mid
+    return round(slope, 3), round(mid, 3)
 
 
 def pct(values: list[bool]) -> str:
@@ -451,7 +451,7 @@ def main() -> None:
     print(f"main confidence range {min(conf):.2f}..{max(conf):.2f}")
     if args.write_calibration:
         weights = args.weights or DEFAULT_WEIGHTS
-        calibration = [round(v, 3) for v in main_system.calibration]
+        calibration = list(main_system.calibration)
         update_settings(weights, calibration=calibration)
         print(f"wrote calibration {calibration} into {weights}")
 

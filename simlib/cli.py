@@ -208,9 +208,10 @@ def identify(
             continue
         elif result.match:
             m = result.match
+            at_s = round(m["offset_s"], 1) + 0.0  # no "-0.0"
             say(
                 f"{result.query}: {m['artist'] or '?'} - {m['title']} ({m['album'] or '?'}) "
-                f"at {m['offset_s']:.1f} s, confidence {m['confidence']:.2f}  [{m['path']}]"
+                f"at {at_s:.1f} s, confidence {m['confidence']:.2f}  [{m['path']}]"
             )
         else:
             say(f"{result.query}: no match")

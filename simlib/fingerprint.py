@@ -26,7 +26,7 @@ def default_settings() -> dict:
         "segment_s": 1.0,
         "db_hop_s": 0.5,
         "query_hop_s": 0.2,
-        "calibration": [7.42, 0.228],
+        "calibration": [10.371, 0.283],
         "neighbours": 50,
         "search_k": 10_000,
         "n_trees": 5,

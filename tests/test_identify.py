@@ -101,6 +101,15 @@ def test_bad_clips_get_an_error_and_do_not_stop_the_batch(indexed, example_lib, 
     assert lines[2]["error"] == "no such file or directory"
 
 
+def test_a_readable_line_per_clip(indexed, example_lib, tmp_path):
+    source = sorted(example_lib.rglob("*.flac"))[1]
+    clip = write_clip(tmp_path / "start.wav", source, 0.0, 5.0)
+    result = runner.invoke(app, ["identify", str(clip), "--home", str(indexed)])
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"{clip}: ") and result.stdout.count("\n") == 1
+    assert " at 0.0 s, confidence " in result.stdout and f"[{source}]" in result.stdout
+
+
 def test_top_k_and_stdin_in_a_real_subprocess(indexed, example_lib, tmp_path):
     source = sorted(example_lib.rglob("*.m4a"))[0]
     clip = write_clip(tmp_path / "clip.wav", source, 2.0, 5.0)
