@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,19 @@ def default_settings() -> dict:
     }
 
 
+def vectors_version(config: dict, settings: dict, encoder: FingerprintEncoder) -> str:
+    """12 hex digits over the architecture, the weights, the segment length and the
+    database hop: what a library's stored vectors depend on. Matching settings
+    (calibration, query hop, k, search_k, trees) can change without re-analysing."""
+    digest = hashlib.blake2b(digest_size=6)
+    vector_settings = [settings["segment_s"], settings["db_hop_s"]]
+    digest.update(json.dumps([config, vector_settings], sort_keys=True).encode())
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 class FingerprintModel:
     """The fingerprint encoder with its hop settings and confidence calibration."""
 
@@ -45,16 +59,16 @@ class FingerprintModel:
     def load(cls, weights_path: Path | str | None = None) -> FingerprintModel:
         """Load a checkpoint {"config", "settings", "state_dict"} (torch weights_only)."""
         path = Path(weights_path or DEFAULT_WEIGHTS)
-        data = path.read_bytes()
         blob = torch.load(path, map_location="cpu", weights_only=True)
         encoder = FingerprintEncoder(**blob["config"])
         encoder.load_state_dict(blob["state_dict"])
-        version = hashlib.blake2b(data, digest_size=6).hexdigest()
-        return cls(encoder, {**default_settings(), **blob.get("settings", {})}, version)
+        settings = {**default_settings(), **blob.get("settings", {})}
+        return cls(encoder, settings, vectors_version(blob["config"], settings, encoder))
 
     @property
     def version(self) -> str:
-        """Short hash of the weights file; stored vectors are only comparable within one."""
+        """Short hash of what the stored vectors depend on (`vectors_version`); vectors are
+        only comparable within one."""
         return self._version
 
     @property
