@@ -225,3 +225,22 @@ def test_fine_tuning_starts_from_the_given_weights(tracks, tmp_path: Path) -> No
     _train(tracks, tmp_path / "tuned.pt", epochs=1, init=start)
     tuned = SimilarityModel.load(tmp_path / "tuned.pt")
     assert tuned.dim == 6 and tuned.version != SimilarityModel.load(start).version
+
+
+def test_training_crops_mask_runs_of_bands_and_frames_at_the_mean_level() -> None:
+    from simlib.train.similarity_trainer import TrackData, _random_crops
+
+    rng = np.random.default_rng(0)
+    windows = rng.uniform(-3.0, 3.0, (2, CROP_FRAMES + 30, N_MELS)).astype(np.float16)
+    data = [TrackData(windows, np.zeros((N_CROPS, CROP_FRAMES, N_MELS), np.float16))]
+    index = np.zeros(32, np.int64)
+    bands = TrainConfig(gain_db=0.0, freq_mask=10)
+    frames = TrainConfig(gain_db=0.0, time_mask=40)
+    by_band = _random_crops(data, index, np.random.default_rng(1), bands).numpy()
+    by_frame = _random_crops(data, index, np.random.default_rng(1), frames).numpy()
+    masked_bands = [(np.ptp(crop, axis=0) == 0).sum() for crop in by_band]
+    masked_frames = [(np.ptp(crop, axis=1) == 0).sum() for crop in by_frame]
+    assert max(masked_bands) <= 10 and max(masked_frames) <= 40
+    assert np.mean(masked_bands) > 2 and np.mean(masked_frames) > 8
+    plain = _random_crops(data, np.zeros(4, np.int64), rng, TrainConfig(gain_db=0.0)).numpy()
+    assert all((np.ptp(crop, axis=0) == 0).sum() == 0 for crop in plain)

@@ -200,10 +200,8 @@ def _random_crops(
         widths = rng.integers(0, most + 1, size=len(indices))
         starts = rng.integers(0, out.shape[axis] - widths + 1)
         for k, (start, width) in enumerate(zip(starts, widths, strict=True)):
-            if axis == 1:
-                out[k, start : start + width, :] = out[k].mean()
-            else:
-                out[k, :, start : start + width] = out[k].mean()
+            along = out[k] if axis == 1 else out[k].T  # a view with `axis` first
+            along[start : start + width] = out[k].mean()
     return torch.from_numpy(out)
 
 
