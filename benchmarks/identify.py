@@ -399,7 +399,7 @@ def main() -> None:
           f"{len(library.unseen)} never trained on), not in library {len(library.outside)} "
           f"tracks, model {model.version}; simlib columns metric:db_hop_s:query_hop_s")  # fmt: skip
     header = f"{'condition':<16}{'len':>4}{'n':>4}" + "".join(f"{n:>{width}}" for n in names)
-    header += f"{'main unseen (n)':>17}{'main@scale':>12}"
+    header += f"{'main unseen (n)':>17}{'main@scale':>12}{'main track':>12}"
     print(header)
     print("-" * len(header))
     for condition in CONDITIONS:
@@ -411,7 +411,8 @@ def main() -> None:
             unseen = [results[main][c.path][0] for c in cell if c.unseen]
             line += f"{pct(unseen):>11} ({len(unseen):>3})"
             at_scale = [scale_results[c.path][0] for c in cell if c.path in scale_results]
-            print(line + f"{pct(at_scale):>12}")
+            track_only = [results[main][c.path][4] == c.track for c in cell]
+            print(line + f"{pct(at_scale):>12}{pct(track_only):>12}")
     outside = [c for c in clips if c.condition == "not_in_library"]
     distinct = [c for c in outside if c.source not in duplicates]
     for label, group in (("false positives", outside), ("FP, distinct", distinct)):
@@ -436,6 +437,8 @@ def main() -> None:
     for n in names:
         line += f"{builds[n]['bytes'] / audio_s:>{width}.0f}"
     print(line + f"{'':>17}{scale_build['bytes'] / scale_audio_s:>12.0f}")
+    print("main track: the main variant's top match is the right track, at any offset "
+          "(looping music repeats itself)")  # fmt: skip
     print(f"scale: +{args.scale_tracks} distractor tracks ({scale_build['items']} items, "
           f"{scale_audio_s / 3600:.0f} h) = shuffled, rotated copies of real track vectors; "
           f"5 s clips only. SQLite float16 blobs: 2 x dim bytes per segment.")  # fmt: skip
