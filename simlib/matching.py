@@ -46,7 +46,7 @@ MIN_SIMILARITY: every segment is compared with the aligned one, not with a short
 weak agreement of noisy segments adds evidence. 0.2 separated seed-7 clips best (0.3-0.5
 tried)."""
 SHORTLIST = 5
-"""Candidates (best per track) verified per clip."""
+"""Tracks verified per clip (more when more matches are asked for)."""
 OFFSET_SEARCH_S, OFFSET_STEP_S = 0.5, 0.1
 """Offsets tried around a candidate's voted offset, seconds."""
 SPEEDS = (0.90, 0.93, 0.96, 1.0, 1.04, 1.07, 1.10)
@@ -95,7 +95,7 @@ class Alignment:
 
     track_id: int
     offset_s: float
-    """Track time at clip time 0, at the clip's own speed, seconds."""
+    """Track time at clip time 0 (track time = clip time + offset_s), seconds."""
     score: float
     """Mean over query segments of (aligned similarity - VERIFY_FLOOR) / (1 - VERIFY_FLOOR),
     clipped at 0; 0..1."""
@@ -140,14 +140,14 @@ def candidates(
             per_query[q] = max(per_query.get(q, 0.0), w)
     scale = hits.n_query * (1.0 - min_similarity)
     ranked = sorted(((sum(v.values()) / scale, k) for k, v in scores.items()), reverse=True)
-    best_per_track: list[tuple[float, int, int]] = []
+    out: list[Candidate] = []
     seen: set[int] = set()
     for support, (t, b) in ranked:
-        if t not in seen:
-            seen.add(t)
-            best_per_track.append((support, t, b))
-    out: list[Candidate] = []
-    for support, t, b in best_per_track[:limit]:
+        if t in seen:
+            continue
+        if len(out) == limit:
+            break
+        seen.add(t)
         sel = (track == t) & (bins >= b) & (bins <= b + 1)
         out.append(
             Candidate(
@@ -213,12 +213,13 @@ def alignments(
     track_segments: Callable[[int], Segments | None],
     bin_s: float = 0.5,
     min_similarity: float = MIN_SIMILARITY,
+    shortlist: int = SHORTLIST,
 ) -> list[Alignment]:
-    """The SHORTLIST best-supported candidates verified (`verify`) against their tracks'
+    """The `shortlist` best-supported candidates verified (`verify`) against their tracks'
     stored segments (`track_segments(track_id)`, None for a track no longer in the library),
     ranked by score, each with its margin over the best other track."""
     verified = []
-    for candidate in candidates(hits, bin_s, min_similarity, SHORTLIST):
+    for candidate in candidates(hits, bin_s, min_similarity, shortlist):
         track = track_segments(candidate.track_id)
         if track is not None and len(track):
             verified.append(verify(candidate, query, track, bin_s))
@@ -245,8 +246,9 @@ def vote(
     bin_s: float = 0.5,
     min_similarity: float = MIN_SIMILARITY,
 ) -> list[Match]:
-    """Ranked matches of a clip's `hits` (see `alignments` and `decide`); [] means no match."""
-    found = alignments(hits, query, track_segments, bin_s, min_similarity)
+    """Ranked matches of a clip's `hits` (see `alignments` and `decide`); [] means no match.
+    At least SHORTLIST tracks are verified, more when `limit` asks for more."""
+    found = alignments(hits, query, track_segments, bin_s, min_similarity, max(limit, SHORTLIST))
     return decide(found, calibration, threshold, limit)
 
 

@@ -120,6 +120,14 @@ def test_threshold_limit_and_tracks_gone_from_the_library() -> None:
     ]
     assert [m.track_id for m in decide(ranked, CALIBRATION, threshold=0.0)] == [0, 2, 3]
     assert [m.track_id for m in decide(ranked, CALIBRATION, threshold=0.0, limit=2)] == [0, 2]
+    asked: list[int] = []
+
+    def counted(track_id: int) -> Segments:
+        asked.append(track_id)
+        return tracks[track_id]
+
+    vote(hits, query, counted, CALIBRATION, threshold=0.0, limit=8)  # --top 8
+    assert len(set(asked)) == 8 > SHORTLIST
     # a track deleted since the index was built has no stored segments: never reported
     gone = alignments(hits, query, lambda t: None if t == 3 else tracks[t])
     assert found[0].track_id == 3 and all(a.track_id != 3 for a in gone)
