@@ -33,7 +33,8 @@ from simlib.augment import CONDITIONS, NoiseBank, apply_condition
 from simlib.features import log_mel
 from simlib.fingerprint import DEFAULT_WEIGHTS, FingerprintModel
 from simlib.fingerprint_index import FingerprintIndex
-from simlib.matching import alignments, confidence, decide
+from simlib.matching import Alignment, Calibration, alignments, decide
+from simlib.source_check import CHECK_FLOOR, check_sources
 from simlib.train.fingerprint_trainer import corpus_split, update_settings
 from simlib.types import Match, Segments
 
@@ -117,7 +118,7 @@ def make_clips(
 
 class SimlibSystem:
     """decode -> log_mel -> FingerprintModel.embed -> FingerprintIndex -> matching.alignments
-    -> matching.decide.
+    -> source_check.check_sources -> matching.decide.
 
     `base` shares already embedded library segments (subsampled to this db hop) so that
     storage variants do not re-embed the library.
@@ -128,6 +129,9 @@ class SimlibSystem:
         self.model, self.dir, self.metric = model, workdir, metric
         self.db_hop_s, self.query_hop_s = float(db_hop), float(query_hop)
         self.calibration = model.calibration
+        self.check_floor = CHECK_FLOOR
+        self.paths: list[Path] = []
+        """Library files by track id (distractor tracks have none)."""
         self.base = base
         self.segments: list[Segments] = []
         self.stored: list[Segments] = []
@@ -136,13 +140,16 @@ class SimlibSystem:
 
     def build(self, paths: list[Path], extra: list[Segments] = ()) -> dict:
         started = time.perf_counter()
+        self.paths = list(paths)
         if not self.segments and self.base is not None:
             step = int(round(self.db_hop_s / self.base.db_hop_s))
             self.segments = [
                 Segments(s.start_s[::step], s.vectors[::step]) for s in self.base.segments
             ]
         elif not self.segments:
-            self.segments = [self.model.embed(log_mel(decode(p)), self.db_hop_s) for p in paths]
+            self.segments = [
+                self.model.embed(log_mel(decode(p)), self.db_hop_s) for p in self.paths
+            ]
         embed_s = time.perf_counter() - started
         self.stored = self.segments + list(extra)
         items = list(enumerate(self.stored))
@@ -152,16 +159,19 @@ class SimlibSystem:
         self.index = FingerprintIndex.open(self.dir)
         return {"seconds": embed_s + stats.seconds, "bytes": stats.bytes, "items": stats.items}
 
-    def query(self, path: Path) -> tuple[list[Match], Match | None]:
-        """The glue to replace by simlib.api: matches, and the best candidate whatever its
-        confidence (its `confidence` field holds the raw margin, for calibration)."""
-        segments = self.model.embed(log_mel(decode(path)), self.query_hop_s)
+    def path_of(self, track_id: int) -> Path | None:
+        return self.paths[track_id] if track_id < len(self.paths) else None
+
+    def query(self, path: Path) -> tuple[list[Match], Alignment | None]:
+        """The glue to replace by simlib.api: matches, and the best alignment that keeps
+        time whatever its confidence (for calibration)."""
+        samples = decode(path)
+        segments = self.model.embed(log_mel(samples), self.query_hop_s)
         hits = self.index.search(segments, self.model.neighbours, self.model.search_k)
         found = alignments(hits, segments, self.stored.__getitem__, bin_s=self.db_hop_s)
+        check_sources(found, samples, self.path_of, self.calibration, 5, self.check_floor)
         matches = decide(found, self.calibration)
-        best = next((a for a in found if a.keeps_time()), None)
-        raw = Match(best.track_id, best.offset_s, best.margin, best.votes) if best else None
-        return matches, raw
+        return matches, next((a for a in found if a.keeps_time()), None)
 
 
 class AudfprintSystem:
@@ -228,14 +238,14 @@ def duplicated_outside(afp: AudfprintSystem, outside: list[Path]) -> dict[Path, 
     return found
 
 
-def is_correct(clip: Clip, match: Match | None) -> bool:
+def is_correct(clip: Clip, match: Match | Alignment | None) -> bool:
     if match is None:
         return False
     return match.track_id == clip.track and abs(match.offset_s - clip.start_s) <= OFFSET_TOLERANCE_S
 
 
 def run_queries(system, clips: list[Clip]) -> tuple[dict, list[float]]:
-    """Per clip (correct, any match, best candidate's margin, best candidate correct,
+    """Per clip (correct, any match, best alignment or None, best alignment correct,
     reported track or -1), and wall seconds per query."""
     outcome, latency = {}, []
     for clip in clips:
@@ -245,7 +255,7 @@ def run_queries(system, clips: list[Clip]) -> tuple[dict, list[float]]:
         outcome[clip.path] = (
             is_correct(clip, matches[0] if matches else None),
             bool(matches),
-            best.confidence if best else 0.0,
+            best,
             is_correct(clip, best),
             matches[0].track_id if matches else -1,
         )
@@ -270,30 +280,45 @@ def distractors(segments: list[Segments], n_tracks: int, seed: int) -> list[Segm
     return out
 
 
-def fit_calibration(margins: np.ndarray, correct: np.ndarray) -> tuple[float, float]:
-    """Logistic (slope, midpoint) maximising the likelihood of `correct` given the margin."""
-    a, b = 10.0, -3.0
-    x, y = margins.astype(np.float64), correct.astype(np.float64)
-    for _ in range(200):
-        p = 1 / (1 + np.exp(-(a * x + b)))
-        grad = np.array([np.sum((p - y) * x), np.sum(p - y)])
-        w = p * (1 - p) + 1e-9
-        hess = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]])
-        a, b = np.array([a, b]) - np.linalg.solve(hess + 1e-6 * np.eye(2), grad)
-    return float(a), float(-b / a)
+def fit_logistic(features: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """Weights (one per feature column, then the bias) of the logistic regression of
+    `correct` on `features`, maximum likelihood by Newton steps."""
+    x = np.c_[features.astype(np.float64), np.ones(len(features))]
+    y = correct.astype(np.float64)
+    w = np.zeros(x.shape[1])
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        hess = x.T @ (x * (p * (1 - p))[:, None]) + 1e-6 * np.eye(len(w))
+        w -= np.linalg.solve(hess, x.T @ (p - y))
+    return w
 
 
-def calibrate(name: str, system: SimlibSystem, clips: list[Clip]) -> tuple[float, float]:
-    """Fit the system's confidence on separate calibration clips; print it with the margin
-    tail of not-in-library clips."""
+def calibrate(name: str, system: SimlibSystem, clips: list[Clip]) -> Calibration:
+    """Fit the system's confidence on separate calibration clips: on the margin alone over
+    every clip, on margin and source z over the clips the fitted margin map would check
+    (every best alignment is checked here). Print it with the not-in-library tail."""
+    system.check_floor = 0.0
     rows = run_queries(system, clips)[0]
-    margin = np.array([rows[c.path][2] for c in clips])
-    slope, mid = fit_calibration(margin, np.array([rows[c.path][3] for c in clips]))
-    out = [rows[c.path][2] for c in clips if c.track < 0]
-    tail = " ".join(f"{v:.3f}" for v in np.percentile(out, [90, 99, 100]))
-    print(f"calibration {name}: slope {slope:.2f} midpoint {mid:.3f} from {len(clips)} clips; "
-          f"not-in-library margin p90/p99/max {tail}", flush=True)  # fmt: skip
-    return round(slope, 3), round(mid, 3)
+    system.check_floor = CHECK_FLOOR
+    best = [(rows[c.path][2], rows[c.path][3]) for c in clips if rows[c.path][2] is not None]
+    slope, bias = fit_logistic(
+        np.array([[a.margin] for a, _ in best]), np.array([ok for _, ok in best])
+    )
+    margin_only = Calibration((round(float(slope), 3), round(float(-bias / slope), 3)), (0, 0, 0))
+    checked = [(a, ok) for a, ok in best if margin_only.from_margin(a.margin) >= CHECK_FLOOR]
+    w = fit_logistic(
+        np.array([[a.margin, a.source_z] for a, _ in checked]), np.array([ok for _, ok in checked])
+    )
+    fitted = Calibration(margin_only.margin, tuple(round(float(v), 3) for v in w))
+    outside = [rows[c.path][2] for c in clips if c.track < 0 and rows[c.path][2] is not None]
+    tail = " ".join(f"{v:.3f}" for v in np.percentile([a.margin for a in outside], [90, 99, 100]))
+    z_tail = " ".join(
+        f"{v:.1f}" for v in np.percentile([a.source_z for a in outside], [90, 99, 100])
+    )
+    print(f"calibration {name}: margin {fitted.margin}, with source {fitted.with_source}, from "
+          f"{len(clips)} clips ({len(checked)} checked); not-in-library margin p90/p99/max "
+          f"{tail}, source z {z_tail}", flush=True)  # fmt: skip
+    return fitted
 
 
 def pct(values: list[bool]) -> str:
@@ -450,13 +475,16 @@ def main() -> None:
             if results[n][clip.path][1]:
                 print(f"false positive {n}: {clip.path.name} from {clip.source.name} "
                       f"-> {library.paths[results[n][clip.path][4]].name}")  # fmt: skip
-    conf = [confidence(results[main][c.path][2], main_system.calibration) for c in clips]
+    best = [results[main][c.path][2] for c in clips if results[main][c.path][2] is not None]
+    conf = [main_system.calibration.confidence(a) for a in best]
     print(f"main confidence range {min(conf):.2f}..{max(conf):.2f}")
     if args.write_calibration:
         weights = args.weights or DEFAULT_WEIGHTS
-        calibration = list(main_system.calibration)
-        update_settings(weights, calibration=calibration)
-        print(f"wrote calibration {calibration} into {weights}")
+        fitted = main_system.calibration
+        update_settings(
+            weights, calibration=list(fitted.margin), source_calibration=list(fitted.with_source)
+        )
+        print(f"wrote calibration {fitted} into {weights}")
 
 
 if __name__ == "__main__":

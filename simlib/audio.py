@@ -22,6 +22,10 @@ ANALYSIS_RATE_HZ = 16_000
 DEFAULT_BLOCK_S = 30.0
 """Length of the blocks `stream` yields, in seconds."""
 
+RESAMPLE_BATCH = 16_384
+"""Decoded samples (per channel) handed to the resampler at once: one call per codec frame
+(~1,000 samples) cost more than the decoding."""
+
 MAX_BAD_PACKET_SHARE = 0.5
 """A file whose share of undecodable packets exceeds this is rejected."""
 
@@ -148,6 +152,29 @@ def stream(
         to_skip: int | None = None  # samples before start_s, known at the first frame
         pending: list[np.ndarray] = []
         pending_len = 0
+        batch: list[av.AudioFrame] = []
+
+        def deliver(frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
+            """Resample `frame` (None flushes) and yield every full block it completes."""
+            nonlocal to_skip, remaining, pending, pending_len
+            for out in resampler.resample(frame):
+                samples = out.to_ndarray().reshape(-1)
+                if to_skip:
+                    cut = min(to_skip, samples.size)
+                    samples = samples[cut:]
+                    to_skip -= cut
+                if remaining is not None:
+                    samples = samples[:remaining]
+                    remaining -= samples.size
+                if samples.size:
+                    pending.append(samples)
+                    pending_len += samples.size
+                while pending_len >= block_len:
+                    joined = np.concatenate(pending)
+                    yield joined[:block_len]
+                    pending = [joined[block_len:]]
+                    pending_len = pending[0].size
+
         good = bad = 0
         for packet in container.demux(audio):
             try:
@@ -164,32 +191,19 @@ def stream(
                     first_s = float(frame.time) - origin_s if frame.time is not None else 0.0
                     to_skip = max(0, int(round((start_s - first_s) * sample_rate_hz)))
                 frame.pts = None  # let the resampler follow sample counts, not gaps
-                for out in resampler.resample(frame):
-                    samples = out.to_ndarray().reshape(-1)
-                    if to_skip:
-                        cut = min(to_skip, samples.size)
-                        samples = samples[cut:]
-                        to_skip -= cut
-                    if remaining is not None:
-                        samples = samples[:remaining]
-                        remaining -= samples.size
-                    if samples.size:
-                        pending.append(samples)
-                        pending_len += samples.size
-                    while pending_len >= block_len:
-                        joined = np.concatenate(pending)
-                        yield joined[:block_len]
-                        pending = [joined[block_len:]]
-                        pending_len = pending[0].size
+                if batch and not _same_kind(batch[0], frame):
+                    yield from deliver(_joined(batch))
+                    batch = []
+                batch.append(frame)
+                if sum(f.samples for f in batch) >= RESAMPLE_BATCH:
+                    yield from deliver(_joined(batch))
+                    batch = []
             if remaining == 0:
                 break
-        else:
-            for out in resampler.resample(None):
-                samples = out.to_ndarray().reshape(-1)
-                if remaining is not None:
-                    samples = samples[:remaining]
-                pending.append(samples)
-                pending_len += samples.size
+        if batch:
+            yield from deliver(_joined(batch))
+        if remaining != 0:
+            yield from deliver(None)
         if good == 0:
             raise DecodeError("no audio could be decoded")
         if pending_len:
@@ -198,6 +212,25 @@ def stream(
         raise DecodeError(f"decoding failed ({_one_line(error)})") from error
     finally:
         container.close()
+
+
+def _same_kind(a: av.AudioFrame, b: av.AudioFrame) -> bool:
+    return (a.format.name, a.layout.name, a.sample_rate) == (
+        b.format.name,
+        b.layout.name,
+        b.sample_rate,
+    )
+
+
+def _joined(frames: list[av.AudioFrame]) -> av.AudioFrame:
+    """One frame holding `frames`' samples in order (all of one format, layout and rate)."""
+    if len(frames) == 1:
+        return frames[0]
+    first = frames[0]
+    data = np.concatenate([f.to_ndarray() for f in frames], axis=1)
+    joined = av.AudioFrame.from_ndarray(data, format=first.format.name, layout=first.layout.name)
+    joined.sample_rate = first.sample_rate
+    return joined
 
 
 def decode(

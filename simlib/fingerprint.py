@@ -11,6 +11,7 @@ import torch
 
 from simlib.config import SHIPPED_WEIGHTS_DIR
 from simlib.features import FRAME_RATE_HZ, LOG_FLOOR, N_MELS
+from simlib.matching import Calibration
 from simlib.models.fingerprint_encoder import FingerprintEncoder
 from simlib.types import Segments
 
@@ -27,7 +28,8 @@ def default_settings() -> dict:
         "segment_s": 1.0,
         "db_hop_s": 0.5,
         "query_hop_s": 0.2,
-        "calibration": [10.371, 0.283],
+        "calibration": [10.44, 0.274],
+        "source_calibration": [6.581, 0.244, -3.546],
         "neighbours": 50,
         "search_k": 10_000,
         "n_trees": 5,
@@ -37,7 +39,7 @@ def default_settings() -> dict:
 def vectors_version(config: dict, settings: dict, encoder: FingerprintEncoder) -> str:
     """12 hex digits over the architecture, the weights, the segment length and the
     database hop: what a library's stored vectors depend on. Matching settings
-    (calibration, query hop, k, search_k, trees) can change without re-analysing."""
+    (calibrations, query hop, k, search_k, trees) can change without re-analysing."""
     digest = hashlib.blake2b(digest_size=6)
     vector_settings = [settings["segment_s"], settings["db_hop_s"]]
     digest.update(json.dumps([config, vector_settings], sort_keys=True).encode())
@@ -105,10 +107,13 @@ class FingerprintModel:
         return int(self.settings["n_trees"])
 
     @property
-    def calibration(self) -> tuple[float, float]:
-        """(slope, midpoint) of the logistic mapping a vote margin to confidence."""
+    def calibration(self) -> Calibration:
+        """How margins (and source checks) map to confidence."""
         slope, mid = self.settings["calibration"]
-        return float(slope), float(mid)
+        w_margin, w_source, bias = self.settings["source_calibration"]
+        return Calibration(
+            (float(slope), float(mid)), (float(w_margin), float(w_source), float(bias))
+        )
 
     def embed(self, mel: np.ndarray, hop_s: float) -> Segments:
         """(frames, N_MELS) log-mel at FRAME_RATE_HZ -> one unit vector every `hop_s` seconds.

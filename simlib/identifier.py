@@ -2,8 +2,9 @@
 
 A clip is decoded, cut into fingerprint segments every `query_hop_s`, each
 segment looks up its nearest library segments, the hits vote for
-(track, offset), and the best candidates are verified against their tracks' segments
-stored in the catalog; see `simlib.matching`. Tracks deleted from the catalog since
+(track, offset), the best candidates are verified against their tracks' segments
+stored in the catalog (see `simlib.matching`), and the likely ones against their tracks'
+audio files (see `simlib.source_check`). Tracks deleted from the catalog since
 the index was built are dropped from the answers, and tracks analysed since
 are searched exactly, so answers are current before the index is rebuilt.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simlib import audio, features, matching
+from simlib import audio, features, matching, source_check
 from simlib.catalog import Catalog
 from simlib.embedders import FINGERPRINT
 from simlib.fingerprint import FingerprintModel
@@ -109,19 +110,28 @@ class Identifier:
 
     def matches(self, source: audio.AudioSource, top: int, min_confidence: float) -> list[Match]:
         """Ranked matches of one clip (a path or a binary file object)."""
-        mel = features.log_mel_stream(audio.stream(source))
-        segments = self.model.embed(mel, self.model.query_hop_s)
+        samples = audio.decode(source)
+        segments = self.model.embed(features.log_mel(samples), self.model.query_hop_s)
         k = self.model.neighbours
-        found = self.index.search(segments, k=k, search_k=self.model.search_k)
+        hits = self.index.search(segments, k=k, search_k=self.model.search_k)
+        calibration = self.model.calibration
         return matching.vote(
-            self.fresh.merge(found, segments, k),
+            self.fresh.merge(hits, segments, k),
             segments,
             lambda track_id: self.catalog.track_segments(track_id, FINGERPRINT),
-            calibration=self.model.calibration,
+            calibration=calibration,
             threshold=min_confidence,
             limit=top,
             bin_s=self.model.db_hop_s,
+            check=lambda found: source_check.check_sources(
+                found, samples, self.path_of, calibration, top
+            ),
         )
+
+    def path_of(self, track_id: int) -> Path | None:
+        """The audio file of a catalogued track, None if it is gone."""
+        track = self.catalog.track(track_id)
+        return Path(track.path) if track is not None else None
 
     def identify(self, clip: str, top: int, min_confidence: float) -> IdentifyResult:
         result = IdentifyResult(query=clip)

@@ -15,17 +15,18 @@ Pure numpy, two stages.
 
 A candidate's margin is its score minus RUNNER_UP_WEIGHT times the best other track's:
 the runner-up term discounts clips that match several tracks about equally. Confidence is
-a logistic function of the margin (slope and midpoint are fitted by
-benchmarks/identify.py --calibrate and ship with the model weights). A match must also
-keep time with its track: a clip that fits its track clearly better at a speed beyond
-MAX_SPEED_CHANGE (a game's "last lap" rendition, 10 % faster) is another recording, although
-its offsets drift too slowly over a few seconds for the offset bins alone to tell.
+a logistic function of the margin, or of the margin and `source_z` where the caller checked
+the alignment against the track's audio (`simlib.source_check`); both are fitted by
+benchmarks/identify.py --calibrate and ship with the model weights (`Calibration`). A match
+must also keep time with its track: a clip that fits its track clearly better at a speed
+beyond MAX_SPEED_CHANGE (a game's "last lap" rendition, 10 % faster) is another recording,
+although its offsets drift too slowly over a few seconds for the offset bins alone to tell.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,6 +50,11 @@ SHORTLIST = 5
 """Tracks verified per clip (more when more matches are asked for)."""
 OFFSET_SEARCH_S, OFFSET_STEP_S = 0.5, 0.1
 """Offsets tried around a candidate's voted offset, seconds."""
+REPEAT_RATIO, REPEATS, REPEAT_GAP_S = 0.95, 2, 1.5
+"""Other offsets of an alignment's track listed as its `repeats`: those fitting at least
+REPEAT_RATIO as well, at most REPEATS, more than REPEAT_GAP_S apart (the benchmark's offset
+tolerance). On seed 7, 9 and 11 clips, 92 % of right-track-wrong-offset answers had the
+true offset among the best three such places."""
 SPEEDS = (0.90, 0.93, 0.96, 1.0, 1.04, 1.07, 1.10)
 """Playback speeds of the clip relative to the track tried in verification."""
 MAX_SPEED_CHANGE = 0.05
@@ -105,6 +111,11 @@ class Alignment:
     votes: int
     margin: float = 0.0
     """score minus RUNNER_UP_WEIGHT times the best score of any other verified track."""
+    repeats: list[float] = field(default_factory=list)
+    """Other offsets where the clip fits nearly as well (`repeats`), seconds."""
+    source_z: float | None = None
+    """Spectral-peak agreement with the track's own audio (`simlib.source_check`), None
+    when not checked."""
 
     def keeps_time(self) -> bool:
         """Whether the clip plays at its track's speed, within MAX_SPEED_CHANGE."""
@@ -165,22 +176,66 @@ def aligned_similarity(
 ) -> np.ndarray:
     """(speeds, offsets, query segments) cosine of each query segment with `track` at
     track time = clip centre + offset + speed x (segment time - clip centre), interpolated
-    linearly between database segments `hop_s` apart; 0 where the track has no segment
-    within `hop_s` (past its ends, digital silence)."""
-    centre = float(query.start_s.mean())
+    linearly between the track's segments (every `hop_s` from 0 s, some may be missing);
+    0 where the track has no segment within `hop_s` (past its ends, digital silence)."""
+    centre = float(query.start_s.mean()) if len(query) else 0.0
     when = (
         centre
         + offsets_s[None, :, None]
         + speeds[:, None, None] * (query.start_s[None, None, :] - centre)
     )
-    near = (track.start_s >= when.min() - hop_s) & (track.start_s <= when.max() + hop_s)
-    if not near.any():
+    if len(track) == 0 or len(query) == 0:
         return np.zeros(when.shape)
-    cosine = query.vectors.astype(np.float32) @ track.vectors[near].astype(np.float32).T
-    kernel = np.clip(1.0 - np.abs(when[..., None] - track.start_s[near]) / hop_s, 0.0, None)
-    total = kernel.sum(axis=-1)
-    summed = np.einsum("soqd,qd->soq", kernel, cosine)
+    slot = np.round(track.start_s / hop_s).astype(np.int64)
+    first, n = int(slot.min()), int(slot.max() - slot.min()) + 1
+    cosine = np.zeros((len(query), n + 1), np.float32)  # column n: no segment
+    cosine[:, slot - first] = query.vectors.astype(np.float32) @ track.vectors.astype(np.float32).T
+    present = np.zeros(n + 1, np.float32)
+    present[slot - first] = 1.0
+    position = when / hop_s - first
+    below = np.floor(position).astype(np.int64)
+    rows = np.arange(len(query))
+    summed, total = np.zeros(when.shape), np.zeros(when.shape)
+    for column, weight in ((below, 1.0 - (position - below)), (below + 1, position - below)):
+        column = np.where((column >= 0) & (column < n), column, n)
+        weight = weight * present[column]
+        summed += weight * cosine[rows, column]
+        total += weight
     return np.divide(summed, total, out=np.zeros(when.shape), where=total > 0)
+
+
+def fit_score(aligned: np.ndarray) -> np.ndarray:
+    """Mean over the last axis (query segments) of aligned similarity above VERIFY_FLOOR,
+    rescaled to 0..1."""
+    return np.clip(aligned - VERIFY_FLOOR, 0.0, None).mean(axis=-1) / (1.0 - VERIFY_FLOOR)
+
+
+def repeats(
+    query: Segments, track: Segments, offset_s: float, score: float, hop_s: float
+) -> list[float]:
+    """Up to REPEATS other offsets (best first, each more than REPEAT_GAP_S from `offset_s`
+    and from each other) where the clip fits `track` at speed 1 with at least REPEAT_RATIO
+    times `score`: the other passes of a looping tune, which the vectors cannot tell apart."""
+    if len(query) == 0 or len(track) == 0:
+        return []
+    lo = float(track.start_s.min() - query.start_s.min())
+    hi = float(track.start_s.max() - query.start_s.max())
+    offsets = np.arange(lo, hi + 1e-9, OFFSET_STEP_S)
+    if offsets.size < 3:
+        return []
+    curve = fit_score(aligned_similarity(query, track, offsets, np.ones(1), hop_s)[0])
+    inner = curve[1:-1]
+    peak = np.flatnonzero((inner >= curve[:-2]) & (inner >= curve[2:])) + 1
+    peak = peak[
+        (curve[peak] >= REPEAT_RATIO * score) & (np.abs(offsets[peak] - offset_s) > REPEAT_GAP_S)
+    ]
+    chosen: list[float] = []
+    for i in peak[np.argsort(-curve[peak], kind="stable")]:
+        if len(chosen) == REPEATS:
+            break
+        if all(abs(offsets[i] - other) > REPEAT_GAP_S for other in chosen):
+            chosen.append(float(offsets[i]))
+    return chosen
 
 
 def verify(candidate: Candidate, query: Segments, track: Segments, hop_s: float) -> Alignment:
@@ -189,8 +244,7 @@ def verify(candidate: Candidate, query: Segments, track: Segments, hop_s: float)
     speed 1 gives score and offset, the best (speed, offset) overall the speed."""
     steps = np.arange(-OFFSET_SEARCH_S, OFFSET_SEARCH_S + 1e-9, OFFSET_STEP_S)
     speeds = np.asarray(SPEEDS)
-    aligned = aligned_similarity(query, track, candidate.offset_s + steps, speeds, hop_s)
-    scores = np.clip(aligned - VERIFY_FLOOR, 0.0, None).mean(axis=-1) / (1.0 - VERIFY_FLOOR)
+    scores = fit_score(aligned_similarity(query, track, candidate.offset_s + steps, speeds, hop_s))
     at_speed_one = scores[SPEEDS.index(1.0)]
     span_s = float(query.start_s.max() - query.start_s.min()) if len(query) else 0.0
     telling = np.abs(speeds - 1.0) * span_s >= hop_s / 2
@@ -218,51 +272,75 @@ def alignments(
     """The `shortlist` best-supported candidates verified (`verify`) against their tracks'
     stored segments (`track_segments(track_id)`, None for a track no longer in the library),
     ranked by score, each with its margin over the best other track."""
-    verified = []
+    verified, tracks = [], {}
     for candidate in candidates(hits, bin_s, min_similarity, shortlist):
         track = track_segments(candidate.track_id)
         if track is not None and len(track):
             verified.append(verify(candidate, query, track, bin_s))
+            tracks[candidate.track_id] = track
     verified.sort(key=lambda a: a.score, reverse=True)
     for i, found in enumerate(verified):
         other = verified[1 if i == 0 else 0].score if len(verified) > 1 else 0.0
         found.margin = found.score - RUNNER_UP_WEIGHT * other
+    if verified:
+        best = verified[0]
+        best.repeats = repeats(query, tracks[best.track_id], best.offset_s, best.score, bin_s)
     return verified
 
 
-def confidence(margin: float, calibration: tuple[float, float]) -> float:
-    """Logistic map of a candidate's margin to 0..1 with (slope, midpoint) `calibration`."""
-    slope, mid = calibration
-    return float(1.0 / (1.0 + np.exp(-slope * (margin - mid))))
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic maps from an alignment's evidence to the probability that it is right."""
+
+    margin: tuple[float, float]
+    """(slope, midpoint) on the margin alone."""
+    with_source: tuple[float, float, float]
+    """(weight of the margin, weight of source_z, bias) for checked alignments."""
+
+    def from_margin(self, margin: float) -> float:
+        slope, mid = self.margin
+        return float(1.0 / (1.0 + np.exp(-slope * (margin - mid))))
+
+    def confidence(self, aligned: Alignment) -> float:
+        """0..1, from margin and source_z where the source was checked."""
+        if aligned.source_z is None:
+            return self.from_margin(aligned.margin)
+        w_margin, w_source, bias = self.with_source
+        logit = w_margin * aligned.margin + w_source * aligned.source_z + bias
+        return float(1.0 / (1.0 + np.exp(-logit)))
 
 
 def vote(
     hits: Hits,
     query: Segments,
     track_segments: Callable[[int], Segments | None],
-    calibration: tuple[float, float],
+    calibration: Calibration,
     threshold: float = NO_MATCH_THRESHOLD,
     limit: int = 5,
     bin_s: float = 0.5,
-    min_similarity: float = MIN_SIMILARITY,
+    check: Callable[[list[Alignment]], None] | None = None,
 ) -> list[Match]:
     """Ranked matches of a clip's `hits` (see `alignments` and `decide`); [] means no match.
-    At least SHORTLIST tracks are verified, more when `limit` asks for more."""
-    found = alignments(hits, query, track_segments, bin_s, min_similarity, max(limit, SHORTLIST))
+    At least SHORTLIST tracks are verified, more when `limit` asks for more. `check`, if
+    given, may set the alignments' `source_z` before the decision."""
+    found = alignments(hits, query, track_segments, bin_s, shortlist=max(limit, SHORTLIST))
+    if check is not None:
+        check(found)
     return decide(found, calibration, threshold, limit)
 
 
 def decide(
     found: list[Alignment],
-    calibration: tuple[float, float],
+    calibration: Calibration,
     threshold: float = NO_MATCH_THRESHOLD,
     limit: int = 5,
 ) -> list[Match]:
-    """The alignments that keep time with their track and have confidence >= `threshold`, in
-    rank order (at most `limit`)."""
+    """The alignments that keep time with their track and have confidence >= `threshold`,
+    most confident first (at most `limit`)."""
     matches = []
     for aligned in found:
-        conf = confidence(aligned.margin, calibration)
+        conf = calibration.confidence(aligned)
         if aligned.keeps_time() and conf >= threshold:
             matches.append(Match(aligned.track_id, aligned.offset_s, conf, aligned.votes))
+    matches.sort(key=lambda m: m.confidence, reverse=True)
     return matches[:limit]

@@ -12,7 +12,7 @@ from simlib import augment
 from simlib.features import log_mel
 from simlib.fingerprint import FingerprintModel, decode_vectors, encode_vectors
 from simlib.fingerprint_index import FingerprintIndex, build
-from simlib.matching import vote
+from simlib.matching import Calibration, vote
 from simlib.models.fingerprint_encoder import FingerprintEncoder
 from simlib.train.fingerprint_trainer import save_weights, train_fingerprint, update_settings
 from simlib.types import Segments
@@ -36,9 +36,10 @@ def test_load_reports_settings(model: FingerprintModel) -> None:
 def test_update_settings_keeps_the_weights(model: FingerprintModel, tmp_path) -> None:
     path = tmp_path / "fp.pt"
     save_weights(model.encoder, path, {"db_hop_s": 0.5})
-    update_settings(path, calibration=[9.5, 0.3])
+    update_settings(path, calibration=[9.5, 0.3], source_calibration=[4.0, 0.5, -3.0])
     updated = FingerprintModel.load(path)
-    assert updated.calibration == (9.5, 0.3) and updated.db_hop_s == 0.5
+    assert updated.calibration == Calibration((9.5, 0.3), (4.0, 0.5, -3.0))
+    assert updated.db_hop_s == 0.5
     assert updated.version == model.version  # a library need not be analysed again
     update_settings(path, db_hop_s=0.25)
     assert FingerprintModel.load(path).version != model.version
@@ -77,7 +78,7 @@ def random_segments(n: int, dim: int, rng: np.random.Generator) -> Segments:
 
 
 @pytest.mark.parametrize("metric", ["angular", "hamming"])
-def test_index_roundtrip_and_vote(tmp_path, metric: str) -> None:
+def test_index_roundtrip_and_vote(tmp_path, metric: str, model: FingerprintModel) -> None:
     rng = np.random.default_rng(0)
     tracks = {t: random_segments(60, 64, rng) for t in (10, 11, 12)}
     stats = build(tmp_path / "idx", tracks.items(), 64, metric, n_trees=4)
@@ -88,7 +89,7 @@ def test_index_roundtrip_and_vote(tmp_path, metric: str) -> None:
     assert hits.n_query == 10 and len(hits) == 30
     best = hits.similarity.reshape(10, 3).max(axis=1)
     np.testing.assert_allclose(best, 1.0, atol=1e-5)
-    match = vote(hits, query, tracks.get, (10.0, 0.27), bin_s=0.5)[0]
+    match = vote(hits, query, tracks.get, model.calibration, bin_s=0.5)[0]
     assert match.track_id == 11 and abs(match.offset_s - 10.0) < 0.05
 
 

@@ -1,8 +1,10 @@
 """`simlib identify`: the right track and offset, no match for unknown audio, batches."""
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -134,6 +136,22 @@ def test_top_k_and_stdin_in_a_real_subprocess(indexed, example_lib, tmp_path):
     line = json.loads(done.stdout)
     assert line["query"] == "-" and line["match"]["path"] == str(source)
     assert len(line["candidates"]) == 1
+
+
+def test_a_track_whose_file_is_gone_is_found_from_its_fingerprints(example_lib, tmp_path):
+    """The source check reads the track's file; without it the vectors alone decide."""
+    library = tmp_path / "library"
+    library.mkdir()
+    tracks = [shutil.copy(p, library) for p in sorted(example_lib.rglob("*.ogg"))[:3]]
+    home = tmp_path / "home"
+    assert api.scan([library], home=home, workers=1).analysed == 3
+    clips = [write_clip(tmp_path / f"clip{i}.wav", t, 2.0, 5.0) for i, t in enumerate(tracks)]
+    checked = api.identify(clips, home=home)
+    Path(tracks[0]).unlink()
+    gone, *kept = api.identify(clips, home=home)
+    assert gone.match["path"] == tracks[0] and gone.match["confidence"] >= 0.5
+    assert gone.match["confidence"] != checked[0].match["confidence"]
+    assert [r.match for r in kept] == [r.match for r in checked[1:]]
 
 
 def test_identify_before_any_scan_is_a_clear_error(home):

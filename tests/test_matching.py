@@ -9,17 +9,17 @@ from simlib.matching import (
     RUNNER_UP_WEIGHT,
     SHORTLIST,
     Alignment,
+    Calibration,
     Hits,
     alignments,
     candidates,
-    confidence,
     decide,
     vote,
 )
 from simlib.types import Segments
 
 HOP_S = 0.5
-CALIBRATION = (10.0, 0.27)
+CALIBRATION = Calibration((10.0, 0.27), (5.0, 0.3, -3.5))
 
 
 def unit(rows: np.ndarray) -> np.ndarray:
@@ -84,7 +84,7 @@ def test_unrelated_clip_gives_no_match() -> None:
     query = clip_of(stranger, offset_s=10.0, seconds=5.0)
     assert identify(query, tracks) == []
     best = alignments(search(query, tracks), query, tracks.__getitem__)[0]
-    assert confidence(best.margin, CALIBRATION) < 0.1
+    assert CALIBRATION.from_margin(best.margin) < 0.1
 
 
 def test_empty_hits_and_confidence_range() -> None:
@@ -93,7 +93,7 @@ def test_empty_hits_and_confidence_range() -> None:
     assert vote(empty, query, library().__getitem__, CALIBRATION) == []
     assert candidates(empty) == []
     for margin in (-1.0, 0.0, 0.35, 1.0, 5.0):
-        assert 0.0 <= confidence(margin, (12.0, 0.35)) <= 1.0
+        assert 0.0 <= CALIBRATION.from_margin(margin) <= 1.0
 
 
 def test_margin_discounts_runner_up_and_weak_hits_count_nothing() -> None:
@@ -141,6 +141,20 @@ def test_a_clip_off_its_tracks_speed_is_no_match() -> None:
     assert [m.track_id for m in identify(slight, tracks)][:1] == [7]
     fast = clip_of(tracks[7], offset_s=20.0, seconds=9.0, speed=1.10)
     best = alignments(search(fast, tracks), fast, tracks.__getitem__)[0]
-    assert best.track_id == 7 and confidence(best.margin, CALIBRATION) > 0.5
+    assert best.track_id == 7 and CALIBRATION.from_margin(best.margin) > 0.5
     assert abs(best.speed - 1.10) < 0.035 and not best.keeps_time()
     assert all(m.track_id != 7 for m in identify(fast, tracks))
+
+
+def test_the_other_passes_of_a_loop_are_listed_as_repeats() -> None:
+    tracks = library()
+    half = len(tracks[4]) // 2  # track 4 plays its first 30 s twice
+    vectors = np.concatenate([tracks[4].vectors[:half], tracks[4].vectors[:half]])
+    tracks[4] = Segments(tracks[4].start_s, vectors)
+    query = clip_of(tracks[4], offset_s=5.0, seconds=5.0)
+    best = alignments(search(query, tracks), query, tracks.__getitem__)[0]
+    assert best.track_id == 4
+    [other] = best.repeats
+    assert {round(best.offset_s), round(other)} == {5, 35}
+    plain = clip_of(tracks[7], offset_s=5.0, seconds=5.0)
+    assert alignments(search(plain, tracks), plain, tracks.__getitem__)[0].repeats == []

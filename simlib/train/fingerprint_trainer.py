@@ -227,10 +227,11 @@ def train_fingerprint(
         blob = torch.load(init_weights, map_location="cpu", weights_only=True)
         model = FingerprintEncoder(**blob["config"])
         model.load_state_dict(blob["state_dict"])
-        # Search settings belong to the current matching code; the calibration describes
-        # the inherited model's scores and is the best guess until it is refitted.
+        # Search settings belong to the current matching code; the calibrations describe
+        # the inherited model's scores and are the best guess until they are refitted.
         inherited = blob.get("settings", {})
-        settings["calibration"] = inherited.get("calibration", settings["calibration"])
+        for name in ("calibration", "source_calibration"):
+            settings[name] = inherited.get(name, settings[name])
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     step, elapsed, best, history = 0, 0.0, -1.0, []
     if resume and ckpt_path.exists():
