@@ -29,7 +29,7 @@ def default_settings() -> dict:
         "db_hop_s": 0.5,
         "query_hop_s": 0.2,
         "calibration": [10.44, 0.274],
-        "source_calibration": [6.581, 0.244, -3.546],
+        "source_calibration": [5.418, 0.227, -2.826],
         "neighbours": 50,
         "search_k": 10_000,
         "n_trees": 5,
