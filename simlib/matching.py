@@ -11,7 +11,9 @@ Pure numpy, two stages.
    also where its own nearest neighbours missed the track, over offsets within
    OFFSET_SEARCH_S of the vote and over the playback speeds in SPEEDS. The score is the mean
    aligned similarity above VERIFY_FLOOR (rescaled to 0..1) at speed 1; its offset is the
-   reported one, finer than the vote's bins.
+   reported one, finer than the vote's bins. The best track's other offsets that fit
+   nearly as well (`repeats`: other passes of a looping tune) are listed for the caller's
+   source check to choose from.
 
 A candidate's margin is its score minus RUNNER_UP_WEIGHT times the best other track's:
 the runner-up term discounts clips that match several tracks about equally. Confidence is
@@ -298,6 +300,7 @@ class Calibration:
     """(weight of the margin, weight of source_z, bias) for checked alignments."""
 
     def from_margin(self, margin: float) -> float:
+        """0..1 from the margin alone."""
         slope, mid = self.margin
         return float(1.0 / (1.0 + np.exp(-slope * (margin - mid))))
 
@@ -322,7 +325,8 @@ def vote(
 ) -> list[Match]:
     """Ranked matches of a clip's `hits` (see `alignments` and `decide`); [] means no match.
     At least SHORTLIST tracks are verified, more when `limit` asks for more. `check`, if
-    given, may set the alignments' `source_z` before the decision."""
+    given, may set the alignments' `source_z` (and move one to its `repeats`) before the
+    decision."""
     found = alignments(hits, query, track_segments, bin_s, shortlist=max(limit, SHORTLIST))
     if check is not None:
         check(found)
