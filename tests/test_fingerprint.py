@@ -106,6 +106,17 @@ def test_rebuild_swaps_atomically(tmp_path) -> None:
     assert names == {second.build_id, third.build_id}
 
 
+def test_the_same_segments_build_the_same_index(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    tracks = [(t, random_segments(50, 16, rng)) for t in range(4)]
+    first = build(tmp_path / "a", tracks, 16, n_trees=3)
+    second = build(tmp_path / "b", tracks, 16, n_trees=3)
+    ann = [
+        (tmp_path / d / f"{s.build_id}.ann").read_bytes() for d, s in (("a", first), ("b", second))
+    ]
+    assert ann[0] == ann[1]
+
+
 def test_empty_index(tmp_path, model: FingerprintModel) -> None:
     stats = build(tmp_path, [], 32)
     index = FingerprintIndex.open(tmp_path)
