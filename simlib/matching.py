@@ -302,15 +302,18 @@ class Calibration:
     def from_margin(self, margin: float) -> float:
         """0..1 from the margin alone."""
         slope, mid = self.margin
-        return float(1.0 / (1.0 + np.exp(-slope * (margin - mid))))
+        return _logistic(slope * (margin - mid))
 
     def confidence(self, aligned: Alignment) -> float:
         """0..1, from margin and source_z where the source was checked."""
         if aligned.source_z is None:
             return self.from_margin(aligned.margin)
         w_margin, w_source, bias = self.with_source
-        logit = w_margin * aligned.margin + w_source * aligned.source_z + bias
-        return float(1.0 / (1.0 + np.exp(-logit)))
+        return _logistic(w_margin * aligned.margin + w_source * aligned.source_z + bias)
+
+
+def _logistic(logit: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-logit)))
 
 
 def vote(

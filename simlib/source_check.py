@@ -177,8 +177,10 @@ def check_sources(
     for aligned in found:
         if checked == limit:
             break
+        if calibration.from_margin(aligned.margin) < floor:
+            continue
         path = path_of(aligned.track_id)
-        if path is None or calibration.from_margin(aligned.margin) < floor:
+        if path is None:
             continue
         if peaks_of_clip is None:
             peaks_of_clip = clip_peaks(clip)
@@ -187,7 +189,7 @@ def check_sources(
             continue
         checked += 1
         others = [(source_z(peaks_of_clip, clip_s, path, o), o) for o in aligned.repeats]
-        other_z, offset = max(((z, o) for z, o in others if z is not None), default=(-1.0, 0.0))
+        other_z, offset = max(((oz, o) for oz, o in others if oz is not None), default=(-1.0, 0.0))
         if other_z > z + REPEAT_GAIN:
             aligned.offset_s, z = offset, other_z
         aligned.source_z = z
