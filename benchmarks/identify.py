@@ -129,7 +129,8 @@ class SimlibSystem:
         self.model, self.dir, self.metric = model, workdir, metric
         self.db_hop_s, self.query_hop_s = float(db_hop), float(query_hop)
         self.calibration = model.calibration
-        self.check_floor = CHECK_FLOOR
+        self.check_every = False
+        """Check every best alignment, whatever its margin (to fit the calibration)."""
         self.paths: list[Path] = []
         """Library files by track id (distractor tracks have none)."""
         self.base = base
@@ -169,7 +170,8 @@ class SimlibSystem:
         segments = self.model.embed(log_mel(samples), self.query_hop_s)
         hits = self.index.search(segments, self.model.neighbours, self.model.search_k)
         found = alignments(hits, segments, self.stored.__getitem__, bin_s=self.db_hop_s)
-        check_sources(found, samples, self.path_of, self.calibration, 5, self.check_floor)
+        every = {"floor": 0.0, "trusted": math.inf} if self.check_every else {}
+        check_sources(found, samples, self.path_of, self.calibration, 5, **every)
         matches = decide(found, self.calibration)
         return matches, next((a for a in found if a.keeps_time()), None)
 
@@ -297,9 +299,9 @@ def calibrate(name: str, system: SimlibSystem, clips: list[Clip]) -> Calibration
     """Fit the system's confidence on separate calibration clips: on the margin alone over
     every clip, on margin and source z over the clips the fitted margin map would check
     (every best alignment is checked here). Print it with the not-in-library tail."""
-    system.check_floor = 0.0
+    system.check_every = True
     rows = run_queries(system, clips)[0]
-    system.check_floor = CHECK_FLOOR
+    system.check_every = False
     best = [(rows[c.path][2], rows[c.path][3]) for c in clips if rows[c.path][2] is not None]
     slope, bias = fit_logistic(
         np.array([[a.margin] for a, _ in best]), np.array([ok for _, ok in best])

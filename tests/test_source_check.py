@@ -1,13 +1,25 @@
-"""Checking an alignment against the track's own audio file (spectral-peak coincidence)."""
+"""Checking an alignment against the track's own audio file: spectral-peak coincidence,
+and the pass of looping music whose spectrogram correlates best."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
-from simlib import audio
+from simlib import audio, example_library
+from simlib.augment import change_speed
 from simlib.matching import Alignment, Calibration
-from simlib.source_check import check_sources, clip_peaks, coincidence_z, source_z
+from simlib.source_check import (
+    check_sources,
+    clip_spectrum,
+    coincidence_z,
+    level_correlation,
+    source_z,
+    track_level,
+)
 
 CALIBRATION = Calibration((10.0, 0.27), (5.0, 0.3, -3.5))
 
@@ -27,52 +39,85 @@ def album(example_lib):
     return source, [p for p in files if p != source]
 
 
+def z_at(clip, path, offset_s: float) -> float | None:
+    """The clip's source z against `path` at `offset_s`, None for an unreadable file."""
+    track = track_level(path, offset_s, clip.seconds)
+    return None if track is None else source_z(clip, track)
+
+
 def test_the_source_at_the_alignment_stands_out(album) -> None:
     source, others = album
-    clip = clip_peaks(noisy(audio.decode(source, 2.0, 4.0), snr_db=5))
-    right = source_z(clip, 4.0, source, 2.0)
+    clip = clip_spectrum(noisy(audio.decode(source, 2.0, 4.0), snr_db=5))
+    right = z_at(clip, source, 2.0)
     assert right is not None and right > 6
-    wrong = [source_z(clip, 4.0, other, 2.0) for other in others]  # albums share tempo, sound
+    wrong = [z_at(clip, other, 2.0) for other in others]  # albums share tempo, sound
     assert max(wrong) < right and np.median(wrong) < 3
-    silence = clip_peaks(np.zeros(16000, np.float32))
-    assert coincidence_z(silence, clip_peaks(audio.decode(source, 0, 2.5))) == 0.0
+    silence = clip_spectrum(np.zeros(16000, np.float32))
+    assert coincidence_z(silence.peaks, clip_spectrum(audio.decode(source, 0, 2.5)).peaks) == 0.0
 
 
 def test_an_alignment_at_the_track_start_is_padded(album) -> None:
     """Track time before 0 s is silence, not an error."""
     source, _ = album
-    clip = clip_peaks(audio.decode(source, 0.0, 3.0))
-    assert source_z(clip, 3.0, source, 0.0) > 6
+    clip = clip_spectrum(audio.decode(source, 0.0, 3.0))
+    assert z_at(clip, source, 0.0) > 6
 
 
 def test_an_unreadable_source_gives_none(album, tmp_path) -> None:
-    clip = clip_peaks(audio.decode(album[0], 1.0, 3.0))
+    clip = clip_spectrum(audio.decode(album[0], 1.0, 3.0))
     (tmp_path / "notes.mp3").write_text("not audio")
-    assert source_z(clip, 3.0, tmp_path / "gone.flac", 1.0) is None
-    assert source_z(clip, 3.0, tmp_path / "notes.mp3", 1.0) is None
+    assert z_at(clip, tmp_path / "gone.flac", 1.0) is None
+    assert z_at(clip, tmp_path / "notes.mp3", 1.0) is None
 
 
-def test_only_likely_alignments_with_files_are_checked(album) -> None:
+def test_only_likely_doubtful_alignments_with_files_are_checked(album) -> None:
     source, _ = album
     clip = audio.decode(source, 2.0, 4.0)
     found = [
-        Alignment(0, 2.0, 0.6, 1.0, 20, margin=0.5),  # checked
-        Alignment(1, 2.0, 0.6, 1.0, 20, margin=0.5),  # no file
+        Alignment(0, 2.0, 0.6, 1.0, 20, margin=0.4),  # checked
+        Alignment(1, 2.0, 0.6, 1.0, 20, margin=0.4),  # no file
         Alignment(2, 2.0, 0.1, 1.0, 3, margin=-0.2),  # below the floor
-        Alignment(3, 2.0, 0.6, 1.0, 20, margin=0.5),  # checked
-        Alignment(4, 2.0, 0.6, 1.0, 20, margin=0.5),  # past the limit
+        Alignment(3, 2.0, 0.9, 1.0, 20, margin=0.6),  # trusted: no check can change it
+        Alignment(4, 2.0, 0.9, 1.0, 20, margin=0.6, repeats=[5.0]),  # checked: which pass?
+        Alignment(5, 2.0, 0.6, 1.0, 20, margin=0.4),  # past the limit
     ]
     check_sources(found, clip, lambda t: None if t == 1 else source, CALIBRATION, limit=2)
-    assert [a.source_z is not None for a in found] == [True, False, False, True, False]
-    assert found[0].source_z > 6
+    assert [a.source_z is not None for a in found] == [True, False, False, False, True, False]
+    assert found[0].source_z > 6 and found[4].offset_s == 2.0
 
 
-def test_an_alignment_moves_to_the_repeat_its_source_confirms(album) -> None:
-    source, _ = album
-    clip = audio.decode(source, 2.0, 4.0)
-    wrong_pass = Alignment(0, 3.5, 0.6, 1.0, 20, margin=0.5, repeats=[2.0])
-    check_sources([wrong_pass], clip, lambda _: source, CALIBRATION, limit=1)
-    assert wrong_pass.offset_s == 2.0 and wrong_pass.source_z > 6
+@pytest.fixture(scope="module")
+def looping(tmp_path_factory) -> tuple[np.ndarray, np.ndarray, Path]:
+    """A track that plays 6 s of music twice, a quiet second voice joining the second time
+    (under 5 dB noise the source z of the two passes is within 3 of each other)."""
+    styles = example_library.default_styles()
+    first = example_library.synthesize(styles[0], seed=1, seconds=6.0)
+    second = first + 0.15 * example_library.synthesize(styles[1], seed=2, seconds=6.0)
+    path = tmp_path_factory.mktemp("loop") / "loop.flac"
+    example_library.encode(path, np.concatenate([first, second]))
+    return first, second, path
+
+
+@pytest.mark.parametrize("pass_s", [1.0, 7.0])
+def test_an_alignment_moves_to_the_pass_that_correlates_best(looping, pass_s) -> None:
+    """Either pass fits the clip's peaks; the spectrogram tells them apart, also at 5 dB
+    SNR and 2 % fast."""
+    *_, path = looping
+    clip = audio.decode(path, pass_s, 4.0)
+    for heard in (clip, noisy(clip, snr_db=5), change_speed(torch.from_numpy(clip), 1.02).numpy()):
+        other_pass = 8.0 - pass_s
+        aligned = Alignment(0, other_pass, 0.6, 1.0, 20, margin=0.5, repeats=[pass_s])
+        check_sources([aligned], heard, lambda _: path, CALIBRATION, limit=1)
+        assert aligned.offset_s == pass_s and aligned.source_z > 6
+
+
+def test_level_correlation_peaks_at_the_alignment(looping) -> None:
+    first, second, path = looping
+    clip = clip_spectrum(audio.decode(path, 7.0, 4.0))
+    right = level_correlation(clip.level, track_level(path, 7.0, 4.0))
+    assert right > 0.9
+    assert level_correlation(clip.level, track_level(path, 1.0, 4.0)) < right - 0.05
+    assert level_correlation(clip.level, track_level(path, 3.0, 4.0)) < 0.5  # 2 s off
 
 
 def test_confidence_uses_the_check_where_there_is_one() -> None:
