@@ -64,8 +64,9 @@ def reason(error: DecodeError | OSError) -> str:
 PROBE_BYTES = 32768
 """How much of a file FFmpeg reads to find its streams. Its default, 5 MB, reads the first
 seconds of a WAV file before decoding starts (19 ms for 8 s of 44.1 kHz stereo, 1 ms with
-this); MP3 (also behind a 2 MB cover image), AAC, Vorbis, Opus, FLAC and WMA files give
-the same streams, durations and samples either way."""
+this). MP3 (also behind a 2 MB cover image), AAC, Vorbis, Opus, FLAC and WMA files give
+the same streams, durations and samples either way, and so did 82 corpus files (FLAC,
+M4A, MP3, Ogg, WAV; decoded samples and `inspect`)."""
 
 
 def _open(source: AudioSource) -> av.container.InputContainer:
