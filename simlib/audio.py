@@ -29,6 +29,13 @@ RESAMPLE_BATCH = 16_384
 MAX_BAD_PACKET_SHARE = 0.5
 """A file whose share of undecodable packets exceeds this is rejected."""
 
+PROBE_BYTES = 32_768
+"""How much of a file FFmpeg reads to find its streams. Its default, 5 MB, reads the first
+seconds of a WAV file before decoding starts (19 ms for 8 s of 44.1 kHz stereo, 1 ms with
+this). MP3 (also behind a 2 MB cover image), AAC, Vorbis, Opus, FLAC and WMA files give
+the same streams, durations and samples either way, and so did 82 corpus files (FLAC,
+M4A, MP3, Ogg, WAV; decoded samples and `inspect`)."""
+
 AudioSource = str | Path | BinaryIO
 
 
@@ -61,18 +68,10 @@ def reason(error: DecodeError | OSError) -> str:
     return _one_line(error)
 
 
-PROBE_BYTES = 32768
-"""How much of a file FFmpeg reads to find its streams. Its default, 5 MB, reads the first
-seconds of a WAV file before decoding starts (19 ms for 8 s of 44.1 kHz stereo, 1 ms with
-this). MP3 (also behind a 2 MB cover image), AAC, Vorbis, Opus, FLAC and WMA files give
-the same streams, durations and samples either way, and so did 82 corpus files (FLAC,
-M4A, MP3, Ogg, WAV; decoded samples and `inspect`)."""
-
-
 def _open(source: AudioSource) -> av.container.InputContainer:
     try:
-        path = source if not isinstance(source, Path) else str(source)
-        container = av.open(path, mode="r", options={"probesize": str(PROBE_BYTES)})
+        target = source if not isinstance(source, Path) else str(source)
+        container = av.open(target, mode="r", options={"probesize": str(PROBE_BYTES)})
     except (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
     except av.error.FileNotFoundError as error:
