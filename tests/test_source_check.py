@@ -13,6 +13,7 @@ from simlib import audio, example_library
 from simlib.augment import change_speed
 from simlib.matching import Alignment, Calibration
 from simlib.source_check import (
+    ClipSpectrum,
     check_sources,
     clip_spectrum,
     coincidence_z,
@@ -39,7 +40,7 @@ def album(example_lib):
     return source, [p for p in files if p != source]
 
 
-def z_at(clip, path, offset_s: float) -> float | None:
+def z_at(clip: ClipSpectrum, path: Path, offset_s: float) -> float | None:
     """The clip's source z against `path` at `offset_s`, None for an unreadable file."""
     track = track_level(path, offset_s, clip.seconds)
     return None if track is None else source_z(clip, track)
@@ -87,7 +88,7 @@ def test_only_likely_doubtful_alignments_with_files_are_checked(album) -> None:
 
 
 @pytest.fixture(scope="module")
-def looping(tmp_path_factory) -> tuple[np.ndarray, np.ndarray, Path]:
+def loop_track(tmp_path_factory) -> Path:
     """A track that plays 6 s of music twice, a quiet second voice joining the second time
     (under 5 dB noise the source z of the two passes is within 3 of each other)."""
     styles = example_library.default_styles()
@@ -95,29 +96,27 @@ def looping(tmp_path_factory) -> tuple[np.ndarray, np.ndarray, Path]:
     second = first + 0.15 * example_library.synthesize(styles[1], seed=2, seconds=6.0)
     path = tmp_path_factory.mktemp("loop") / "loop.flac"
     example_library.encode(path, np.concatenate([first, second]))
-    return first, second, path
+    return path
 
 
 @pytest.mark.parametrize("pass_s", [1.0, 7.0])
-def test_an_alignment_moves_to_the_pass_that_correlates_best(looping, pass_s) -> None:
+def test_an_alignment_moves_to_the_pass_that_correlates_best(loop_track, pass_s) -> None:
     """Either pass fits the clip's peaks; the spectrogram tells them apart, also at 5 dB
     SNR and 2 % fast."""
-    *_, path = looping
-    clip = audio.decode(path, pass_s, 4.0)
+    clip = audio.decode(loop_track, pass_s, 4.0)
     for heard in (clip, noisy(clip, snr_db=5), change_speed(torch.from_numpy(clip), 1.02).numpy()):
         other_pass = 8.0 - pass_s
         aligned = Alignment(0, other_pass, 0.6, 1.0, 20, margin=0.5, repeats=[pass_s])
-        check_sources([aligned], heard, lambda _: path, CALIBRATION, limit=1)
+        check_sources([aligned], heard, lambda _: loop_track, CALIBRATION, limit=1)
         assert aligned.offset_s == pass_s and aligned.source_z > 6
 
 
-def test_level_correlation_peaks_at_the_alignment(looping) -> None:
-    first, second, path = looping
-    clip = clip_spectrum(audio.decode(path, 7.0, 4.0))
-    right = level_correlation(clip.level, track_level(path, 7.0, 4.0))
+def test_level_correlation_peaks_at_the_alignment(loop_track) -> None:
+    clip = clip_spectrum(audio.decode(loop_track, 7.0, 4.0))
+    right = level_correlation(clip.level, track_level(loop_track, 7.0, 4.0))
     assert right > 0.9
-    assert level_correlation(clip.level, track_level(path, 1.0, 4.0)) < right - 0.05
-    assert level_correlation(clip.level, track_level(path, 3.0, 4.0)) < 0.5  # 2 s off
+    assert level_correlation(clip.level, track_level(loop_track, 1.0, 4.0)) < right - 0.05
+    assert level_correlation(clip.level, track_level(loop_track, 3.0, 4.0)) < 0.5  # 2 s off
 
 
 def test_confidence_uses_the_check_where_there_is_one() -> None:
