@@ -160,7 +160,8 @@ def stream(
         to_skip: int | None = None  # samples before start_s, known at the first frame
         pending: list[np.ndarray] = []
         pending_len = 0
-        batch: list[av.AudioFrame] = []
+        batch = av.AudioFifo()  # decoded frames of one kind, resampled together
+        batch_kind: tuple | None = None
 
         def deliver(frame: av.AudioFrame | None) -> Iterator[np.ndarray]:
             """Resample `frame` (None flushes) and yield every full block it completes."""
@@ -199,17 +200,20 @@ def stream(
                     first_s = float(frame.time) - origin_s if frame.time is not None else 0.0
                     to_skip = max(0, int(round((start_s - first_s) * sample_rate_hz)))
                 frame.pts = None  # let the resampler follow sample counts, not gaps
-                if batch and not _same_kind(batch[0], frame):
-                    yield from deliver(_joined(batch))
-                    batch = []
-                batch.append(frame)
-                if sum(f.samples for f in batch) >= RESAMPLE_BATCH:
-                    yield from deliver(_joined(batch))
-                    batch = []
+                if batch_kind not in (None, _kind(frame)):  # e.g. joined streams' rates
+                    if batch.samples:
+                        yield from deliver(batch.read())
+                    yield from deliver(None)  # the old kind's resampler tail
+                    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate_hz)
+                    batch = av.AudioFifo()
+                batch_kind = _kind(frame)
+                batch.write(frame)
+                if batch.samples >= RESAMPLE_BATCH:
+                    yield from deliver(batch.read())
             if remaining == 0:
                 break
-        if batch:
-            yield from deliver(_joined(batch))
+        if batch.samples:
+            yield from deliver(batch.read())
         if remaining != 0:
             yield from deliver(None)
         if good == 0:
@@ -222,23 +226,9 @@ def stream(
         container.close()
 
 
-def _same_kind(a: av.AudioFrame, b: av.AudioFrame) -> bool:
-    return (a.format.name, a.layout.name, a.sample_rate) == (
-        b.format.name,
-        b.layout.name,
-        b.sample_rate,
-    )
-
-
-def _joined(frames: list[av.AudioFrame]) -> av.AudioFrame:
-    """One frame holding `frames`' samples in order (all of one format, layout and rate)."""
-    if len(frames) == 1:
-        return frames[0]
-    first = frames[0]
-    data = np.concatenate([f.to_ndarray() for f in frames], axis=1)
-    joined = av.AudioFrame.from_ndarray(data, format=first.format.name, layout=first.layout.name)
-    joined.sample_rate = first.sample_rate
-    return joined
+def _kind(frame: av.AudioFrame) -> tuple[str, str, int]:
+    """Sample format, channel layout and rate: what frames resampled together share."""
+    return frame.format.name, frame.layout.name, frame.sample_rate
 
 
 def decode(

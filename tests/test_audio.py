@@ -1,7 +1,8 @@
-"""Decoding: every container, windows, streaming, damaged and non-audio input."""
+"""Decoding: every container, windows, streaming, rate changes, damaged and non-audio input."""
 
 import io
 
+import av
 import numpy as np
 import pytest
 
@@ -73,3 +74,33 @@ def test_damaged_packets_are_skipped(library, tmp_path):
     damaged.write_bytes(bytes(data))
     samples = audio.decode(damaged)
     assert samples.size > 6 * ANALYSIS_RATE_HZ
+
+
+def adts_tone(rate_hz: int, seconds: float, tone_hz: float) -> bytes:
+    """An AAC (ADTS) stream of a sine tone, encoded by FFmpeg."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="adts") as container:
+        stream = container.add_stream("aac", rate=rate_hz, layout="mono")
+        t = np.arange(int(rate_hz * seconds)) / rate_hz
+        tone = (0.3 * np.sin(2 * np.pi * tone_hz * t)).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+        frame.sample_rate = rate_hz
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    return out.getvalue()
+
+
+def test_a_stream_whose_sample_rate_changes_decodes_whole(tmp_path):
+    """Joined streams (two ADTS files end to end): each part is resampled from its own rate."""
+    joined = tmp_path / "joined.aac"
+    joined.write_bytes(adts_tone(44_100, 2.0, 440.0) + adts_tone(22_050, 2.0, 660.0))
+    samples = audio.decode(joined)
+    assert 4.0 <= samples.size / ANALYSIS_RATE_HZ < 4.2
+
+    def tone_hz(part: np.ndarray) -> float:
+        return float(np.argmax(np.abs(np.fft.rfft(part)))) * ANALYSIS_RATE_HZ / part.size
+
+    second = ANALYSIS_RATE_HZ
+    assert tone_hz(samples[: 1 * second]) == 440.0
+    assert tone_hz(samples[3 * second : 4 * second]) == 660.0
+    assert audio.decode(joined, 2.5, 1.0).size == second
