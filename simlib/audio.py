@@ -146,7 +146,7 @@ def stream(
     try:
         audio = container.streams.audio[0]
         audio.thread_type = "AUTO"
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate_hz)
+        resampler = _mono_resampler(sample_rate_hz)
         # Time 0 is the stream's first sample (MP3 encoder delay is already skipped there).
         origin_s = float(audio.start_time * audio.time_base) if audio.start_time else 0.0
         if start_s > 0:
@@ -204,7 +204,7 @@ def stream(
                     if batch.samples:
                         yield from deliver(batch.read())
                     yield from deliver(None)  # the old kind's resampler tail
-                    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate_hz)
+                    resampler = _mono_resampler(sample_rate_hz)
                     batch = av.AudioFifo()
                 batch_kind = _kind(frame)
                 batch.write(frame)
@@ -224,6 +224,11 @@ def stream(
         raise DecodeError(f"decoding failed ({_one_line(error)})") from error
     finally:
         container.close()
+
+
+def _mono_resampler(rate_hz: int) -> av.AudioResampler:
+    """Converts frames of one kind to mono float32 at `rate_hz`."""
+    return av.AudioResampler(format="flt", layout="mono", rate=rate_hz)
 
 
 def _kind(frame: av.AudioFrame) -> tuple[str, str, int]:

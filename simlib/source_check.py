@@ -40,6 +40,8 @@ resampling to it costs less than to 16 kHz. Same window and frames in seconds, s
 same frequency bins as the clip's."""
 BAND_HZ = (250.0, 4000.0)
 """Frequencies whose peaks count: what a phone microphone and a small speaker keep."""
+BAND_BINS = tuple(round(hz * WINDOW_S) for hz in BAND_HZ)
+"""First and end FFT bin of BAND_HZ (bin spacing 1 / WINDOW_S Hz)."""
 PEAK_SIZE = 7
 """A peak is the largest value in its PEAK_SIZE x PEAK_SIZE (bins x frames) neighbourhood."""
 BACKGROUND_SIZE = (9, 31)
@@ -113,16 +115,10 @@ def band_level(samples: np.ndarray, rate_hz: int = audio.ANALYSIS_RATE_HZ) -> np
     bins only: (bins, frames), FRAME_S apart. Same bins at any rate of 8 kHz or more."""
     x = torch.from_numpy(np.asarray(samples, dtype=np.float32))
     n_fft, hop = round(WINDOW_S * rate_hz), round(FRAME_S * rate_hz)
-    lo, hi = _band_bins()
+    lo, hi = BAND_BINS
     window = torch.hann_window(n_fft)
     spectrum = torch.stft(x, n_fft, hop, window=window, return_complex=True)[lo:hi].abs()
     return np.log(spectrum.numpy() + 1e-4)
-
-
-def _band_bins() -> tuple[int, int]:
-    """First and end FFT bin of BAND_HZ (bin spacing 1 / WINDOW_S Hz)."""
-    lo, hi = (round(hz * WINDOW_S) for hz in BAND_HZ)
-    return lo, hi
 
 
 def peaks(level: np.ndarray, per_s: int) -> Peaks:
@@ -183,7 +179,7 @@ def level_correlation(clip: np.ndarray, track: np.ndarray, pad_s: float = PAD_S)
     """Best Pearson correlation of a clip's `band_level` with a track's, where `track` runs
     from `pad_s` before the clip's start to `pad_s` after its end: over lags within NEAR_S
     of the alignment and the clip played at PASS_SPEEDS (time and frequency scaled)."""
-    lo = _band_bins()[0]
+    lo = BAND_BINS[0]
     n_bins, n = clip.shape
     lead, near = round(pad_s * FRAME_RATE_HZ), int(NEAR_S * FRAME_RATE_HZ)
     best = -1.0
