@@ -15,14 +15,17 @@ similar-sounding tracks 1-4; see benchmarks/identify.py and the model card.
 Looping music plays the same bars again, and the stored vectors fit several passes about
 as well (`matching.repeats`). The passes are told apart by how well the clip's
 spectrogram correlates with each pass's: it follows every note's level, so it sees a
-changed voice or a fill that hardly moves the peaks. An alignment with no other pass and a
-vector margin beyond any wrong track's on the benchmark (TRUSTED_MARGIN) is not checked.
+changed voice or a fill that hardly moves the peaks. That spectrogram has longer windows
+(PASS_WINDOW_S), so it resolves pitch finer and depends less on where the frames fall.
+An alignment with no other pass and a vector margin beyond any wrong track's on the
+benchmark (TRUSTED_MARGIN) is not checked.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +43,6 @@ resampling to it costs less than to 16 kHz. Same window and frames in seconds, s
 same frequency bins as the clip's."""
 BAND_HZ = (250.0, 4000.0)
 """Frequencies whose peaks count: what a phone microphone and a small speaker keep."""
-BAND_BINS = tuple(round(hz * WINDOW_S) for hz in BAND_HZ)
-"""First and end FFT bin of BAND_HZ (bin spacing 1 / WINDOW_S Hz)."""
 PEAK_SIZE = 7
 """A peak is the largest value in its PEAK_SIZE x PEAK_SIZE (bins x frames) neighbourhood."""
 BACKGROUND_SIZE = (9, 31)
@@ -57,11 +58,16 @@ PAD_S = 0.75
 """Track audio decoded on each side of the aligned clip: the lags compared, seconds."""
 NEAR_S = 0.2
 """Lags within this of the alignment count as the alignment, seconds."""
+PASS_WINDOW_S = 0.128
+"""Spectrogram window when correlating a clip with the passes of a loop, seconds (same
+frames). On the clips below, windows of 64, 96, 128, 160 and 256 ms chose the right pass
+331, 335, 343, 338 and 338 times: with 64 ms, a frame grid half a frame off the track's
+lowers a chiptune's correlation at its own pass from 0.97 to 0.90."""
 PASS_SPEEDS = (0.98, 1.0, 1.02)
 """Playback speeds tried when correlating spectrograms to choose a pass. On seed 7, 9 and
 11 benchmark clips whose best alignment had repeats (356, the right pass among them), the
-most correlated pass was right in 333, speed 1 alone in 322; the vectors' best pass in
-250, and a source z 3 higher than the best pass's (the rule before) in 279."""
+most correlated pass (64 ms windows) was right in 333, speed 1 alone in 322; the vectors'
+best pass in 250, and a source z 3 higher than the best pass's (the rule before) in 279."""
 CHECK_FLOOR = 0.2
 """Alignments whose confidence from the vector margin alone is below this are not
 checked (each check decodes audio, ~15 ms): on seed 7, 9 and 11 benchmark clips, checking
@@ -110,12 +116,20 @@ class Peaks:
     shape: tuple[int, int]
 
 
-def band_level(samples: np.ndarray, rate_hz: int = audio.ANALYSIS_RATE_HZ) -> np.ndarray:
-    """Log magnitude (natural log) spectrogram of mono `samples` at `rate_hz`, the BAND_HZ
-    bins only: (bins, frames), FRAME_S apart. Same bins at any rate of 8 kHz or more."""
+def band_bins(window_s: float) -> tuple[int, int]:
+    """First and end FFT bin of BAND_HZ with `window_s` windows (bins 1 / window_s Hz apart)."""
+    return round(BAND_HZ[0] * window_s), round(BAND_HZ[1] * window_s)
+
+
+def band_level(
+    samples: np.ndarray, rate_hz: int = audio.ANALYSIS_RATE_HZ, window_s: float = WINDOW_S
+) -> np.ndarray:
+    """Log magnitude (natural log) spectrogram of mono `samples` at `rate_hz` with `window_s`
+    windows, the BAND_HZ bins only: (bins, frames), FRAME_S apart. Same bins at any rate of
+    8 kHz or more."""
     x = torch.from_numpy(np.asarray(samples, dtype=np.float32))
-    n_fft, hop = round(WINDOW_S * rate_hz), round(FRAME_S * rate_hz)
-    lo, hi = BAND_BINS
+    n_fft, hop = round(window_s * rate_hz), round(FRAME_S * rate_hz)
+    lo, hi = band_bins(window_s)
     window = torch.hann_window(n_fft)
     spectrum = torch.stft(x, n_fft, hop, window=window, return_complex=True)[lo:hi].abs()
     return np.log(spectrum.numpy() + 1e-4)
@@ -135,17 +149,23 @@ def peaks(level: np.ndarray, per_s: int) -> Peaks:
 
 @dataclass
 class ClipSpectrum:
-    """What the checks use of a 16 kHz clip: its `band_level`, its peaks and its length."""
+    """What the checks use of a 16 kHz clip, each computed when first asked for."""
 
-    level: np.ndarray
-    peaks: Peaks
-    seconds: float
+    samples: np.ndarray
 
+    @property
+    def seconds(self) -> float:
+        return self.samples.size / audio.ANALYSIS_RATE_HZ
 
-def clip_spectrum(clip: np.ndarray) -> ClipSpectrum:
-    """A 16 kHz clip's spectrum, as `coincidence_z` and `level_correlation` compare it."""
-    level = band_level(clip)
-    return ClipSpectrum(level, peaks(level, CLIP_PEAKS_PER_S), clip.size / audio.ANALYSIS_RATE_HZ)
+    @cached_property
+    def peaks(self) -> Peaks:
+        """The clip's peaks, as `coincidence_z` compares them."""
+        return peaks(band_level(self.samples), CLIP_PEAKS_PER_S)
+
+    @cached_property
+    def pass_level(self) -> np.ndarray:
+        """Its `band_level` with PASS_WINDOW_S windows, as `level_correlation` compares it."""
+        return band_level(self.samples, window_s=PASS_WINDOW_S)
 
 
 def coincidence_z(clip: Peaks, track: Peaks, pad_s: float = PAD_S) -> float:
@@ -176,10 +196,11 @@ def coincidence_z(clip: Peaks, track: Peaks, pad_s: float = PAD_S) -> float:
 
 
 def level_correlation(clip: np.ndarray, track: np.ndarray, pad_s: float = PAD_S) -> float:
-    """Best Pearson correlation of a clip's `band_level` with a track's, where `track` runs
-    from `pad_s` before the clip's start to `pad_s` after its end: over lags within NEAR_S
-    of the alignment and the clip played at PASS_SPEEDS (time and frequency scaled)."""
-    lo = BAND_BINS[0]
+    """Best Pearson correlation of a clip's `band_level` (PASS_WINDOW_S windows) with a
+    track's, where `track` runs from `pad_s` before the clip's start to `pad_s` after its
+    end: over lags within NEAR_S of the alignment and the clip played at PASS_SPEEDS (time
+    and frequency scaled)."""
+    lo = band_bins(PASS_WINDOW_S)[0]
     n_bins, n = clip.shape
     lead, near = round(pad_s * FRAME_RATE_HZ), int(NEAR_S * FRAME_RATE_HZ)
     best = -1.0
@@ -211,8 +232,8 @@ def level_correlation(clip: np.ndarray, track: np.ndarray, pad_s: float = PAD_S)
     return best
 
 
-def track_level(path: Path, offset_s: float, clip_s: float) -> np.ndarray | None:
-    """`band_level` of the audio file `path` from PAD_S before track time `offset_s` to
+def track_excerpt(path: Path, offset_s: float, clip_s: float) -> np.ndarray | None:
+    """The audio file `path` at TRACK_RATE_HZ from PAD_S before track time `offset_s` to
     PAD_S after `offset_s + clip_s` (silence before the track's start or after its end);
     None when the file cannot be read."""
     start_s = offset_s - PAD_S
@@ -223,12 +244,17 @@ def track_level(path: Path, offset_s: float, clip_s: float) -> np.ndarray | None
         return None
     before = np.zeros(round(max(-start_s, 0.0) * TRACK_RATE_HZ), np.float32)
     track = np.concatenate([before, track])[:length]
-    return band_level(np.pad(track, (0, length - track.size)), TRACK_RATE_HZ)
+    return np.pad(track, (0, length - track.size))
 
 
-def source_z(clip: ClipSpectrum, track: np.ndarray) -> float:
-    """`coincidence_z` of a clip with a `track_level` excerpt at the alignment."""
-    return coincidence_z(clip.peaks, peaks(track, TRACK_PEAKS_PER_S))
+def pass_correlation(clip: ClipSpectrum, excerpt: np.ndarray) -> float:
+    """`level_correlation` of a clip with a `track_excerpt` at one pass."""
+    return level_correlation(clip.pass_level, band_level(excerpt, TRACK_RATE_HZ, PASS_WINDOW_S))
+
+
+def source_z(clip: ClipSpectrum, excerpt: np.ndarray) -> float:
+    """`coincidence_z` of a clip with a `track_excerpt` at the alignment."""
+    return coincidence_z(clip.peaks, peaks(band_level(excerpt, TRACK_RATE_HZ), TRACK_PEAKS_PER_S))
 
 
 def check_sources(
@@ -257,16 +283,16 @@ def check_sources(
         if path is None:
             continue
         if spectrum is None:
-            spectrum = clip_spectrum(clip)
-        level = track_level(path, aligned.offset_s, spectrum.seconds)
-        if level is None:
+            spectrum = ClipSpectrum(clip)
+        excerpt = track_excerpt(path, aligned.offset_s, spectrum.seconds)
+        if excerpt is None:
             continue
         checked += 1
         if aligned.repeats:
-            passes = [(aligned.offset_s, level)]
-            passes += [(o, track_level(path, o, spectrum.seconds)) for o in aligned.repeats]
-            aligned.offset_s, level = max(
-                ((o, lv) for o, lv in passes if lv is not None),
-                key=lambda at: level_correlation(spectrum.level, at[1]),
+            passes = [(aligned.offset_s, excerpt)]
+            passes += [(o, track_excerpt(path, o, spectrum.seconds)) for o in aligned.repeats]
+            aligned.offset_s, excerpt = max(
+                ((o, x) for o, x in passes if x is not None),
+                key=lambda at: pass_correlation(spectrum, at[1]),
             )
-        aligned.source_z = source_z(spectrum, level)
+        aligned.source_z = source_z(spectrum, excerpt)
