@@ -30,11 +30,13 @@ import torch
 from simlib import fingerprint_index
 from simlib.audio import ANALYSIS_RATE_HZ, decode
 from simlib.augment import CONDITIONS, NoiseBank, apply_condition
+from simlib.config import Settings
 from simlib.features import log_mel
 from simlib.fingerprint import DEFAULT_WEIGHTS, FingerprintModel
 from simlib.fingerprint_index import FingerprintIndex
-from simlib.matching import Alignment, Calibration, alignments, decide
-from simlib.source_check import CHECK_FLOOR, check_sources
+from simlib.identifier import ClipMatcher
+from simlib.matching import Alignment, Calibration, decide
+from simlib.source_check import CHECK_FLOOR
 from simlib.train.fingerprint_trainer import corpus_split, update_settings
 from simlib.types import Match, Segments
 
@@ -42,6 +44,8 @@ OFFSET_TOLERANCE_S = 1.5
 ROOM_SEED = 1
 """Seed of the benchmark's simulated rooms; the fingerprint model trains with seed 0's."""
 LENGTHS_S = (3.0, 5.0, 10.0)
+CLI = Settings()
+"""`simlib identify`'s defaults: the candidates verified and checked, the no-match threshold."""
 
 
 @dataclass
@@ -117,8 +121,8 @@ def make_clips(
 
 
 class SimlibSystem:
-    """decode -> log_mel -> FingerprintModel.embed -> FingerprintIndex -> matching.alignments
-    -> source_check.check_sources -> matching.decide.
+    """simlib's query path (`simlib.identifier.ClipMatcher`) over an index of this library,
+    its segments kept in memory instead of a catalog.
 
     `base` shares already embedded library segments (subsampled to this db hop) so that
     storage variants do not re-embed the library.
@@ -126,8 +130,10 @@ class SimlibSystem:
 
     def __init__(self, model: FingerprintModel, workdir: Path, config: str, base=None):
         metric, db_hop, query_hop = config.split(":")
-        self.model, self.dir, self.metric = model, workdir, metric
         self.db_hop_s, self.query_hop_s = float(db_hop), float(query_hop)
+        hops = {"db_hop_s": self.db_hop_s, "query_hop_s": self.query_hop_s}
+        self.model = FingerprintModel(model.encoder, {**model.settings, **hops}, model.version)
+        self.dir, self.metric = workdir, metric
         self.calibration = model.calibration
         self.check_every = False
         """Check every best alignment, whatever its margin (to fit the calibration)."""
@@ -164,15 +170,18 @@ class SimlibSystem:
         return self.paths[track_id] if track_id < len(self.paths) else None
 
     def query(self, path: Path) -> tuple[list[Match], Alignment | None]:
-        """The glue to replace by simlib.api: matches, and the best alignment that keeps
-        time whatever its confidence (for calibration)."""
-        samples = decode(path)
-        segments = self.model.embed(log_mel(samples), self.query_hop_s)
-        hits = self.index.search(segments, self.model.neighbours, self.model.search_k)
-        found = alignments(hits, segments, self.stored.__getitem__, bin_s=self.db_hop_s)
-        every = {"floor": 0.0, "trusted": math.inf} if self.check_every else {}
-        check_sources(found, samples, self.path_of, self.calibration, 5, **every)
-        matches = decide(found, self.calibration)
+        """Matches (the CLI's default --top 5 and --min-confidence), and the best alignment
+        that keeps time whatever its confidence (for calibration)."""
+        matcher = ClipMatcher(
+            self.model,
+            self.index,
+            self.stored.__getitem__,
+            self.path_of,
+            self.calibration,
+            check_every=self.check_every,
+        )
+        found = matcher.alignments(decode(path), CLI.identify_top)
+        matches = decide(found, self.calibration, CLI.min_confidence, CLI.identify_top)
         return matches, next((a for a in found if a.keeps_time()), None)
 
 

@@ -12,8 +12,9 @@ are searched exactly, so answers are current before the index is rebuilt.
 from __future__ import annotations
 
 import io
+import math
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +26,9 @@ from simlib.embedders import FINGERPRINT
 from simlib.fingerprint import FingerprintModel
 from simlib.fingerprint_index import FingerprintIndex
 from simlib.indexing import current_index
+from simlib.matching import Alignment, Calibration
 from simlib.types import Match, Segments, Track
+from simlib.workers import torch_threads
 
 STDIN = "-"
 
@@ -98,34 +101,62 @@ class FreshSegments:
         )
 
 
+@dataclass
+class ClipMatcher:
+    """The query path, apart from where tracks are kept: a clip's samples -> fingerprint
+    segments -> index hits -> verified alignments (`matching.alignments`) -> source check.
+
+    `track_segments(track_id)` gives a track's stored fingerprints and `path_of(track_id)`
+    its audio file, each None for a track gone from the library.
+    """
+
+    model: FingerprintModel
+    index: FingerprintIndex
+    track_segments: Callable[[int], Segments | None]
+    path_of: Callable[[int], Path | None]
+    calibration: Calibration
+    fresh: FreshSegments | None = None
+    check_every: bool = False
+    """Check every alignment's source, whatever its margin (to fit a calibration)."""
+
+    def alignments(self, samples: np.ndarray, limit: int) -> list[Alignment]:
+        """Verified alignments of a 16 kHz clip, best score first, the first `limit` likely
+        ones checked against their audio. One torch thread: a 5 s clip's few segments are
+        no faster on two, and the mel spectrogram is slower."""
+        with torch_threads(1):
+            segments = self.model.embed(features.log_mel(samples), self.model.query_hop_s)
+        k = self.model.neighbours
+        hits = self.index.search(segments, k=k, search_k=self.model.search_k)
+        if self.fresh is not None:
+            hits = self.fresh.merge(hits, segments, k)
+        shortlist = max(limit, matching.SHORTLIST)
+        found = matching.alignments(
+            hits, segments, self.track_segments, self.model.db_hop_s, shortlist=shortlist
+        )
+        every = {"floor": 0.0, "trusted": math.inf} if self.check_every else {}
+        source_check.check_sources(found, samples, self.path_of, self.calibration, limit, **every)
+        return found
+
+    def matches(self, samples: np.ndarray, top: int, min_confidence: float) -> list[Match]:
+        """Up to `top` matches of a 16 kHz clip with confidence >= `min_confidence`, most
+        confident first; [] means no match."""
+        found = self.alignments(samples, top)
+        return matching.decide(found, self.calibration, min_confidence, top)
+
+
 class Identifier:
     """A loaded model and an open index, reused for every clip of a call."""
 
     def __init__(self, catalog: Catalog, model: FingerprintModel) -> None:
         info = current_index(catalog, FINGERPRINT, model.version)
         self.catalog = catalog
-        self.model = model
-        self.index = FingerprintIndex.open(Path(info["path"]))
-        self.fresh = FreshSegments.load(catalog, info["generation"])
-
-    def matches(self, source: audio.AudioSource, top: int, min_confidence: float) -> list[Match]:
-        """Ranked matches of one clip (a path or a binary file object)."""
-        samples = audio.decode(source)
-        segments = self.model.embed(features.log_mel(samples), self.model.query_hop_s)
-        k = self.model.neighbours
-        hits = self.index.search(segments, k=k, search_k=self.model.search_k)
-        calibration = self.model.calibration
-        return matching.vote(
-            self.fresh.merge(hits, segments, k),
-            segments,
-            lambda track_id: self.catalog.track_segments(track_id, FINGERPRINT),
-            calibration=calibration,
-            threshold=min_confidence,
-            limit=top,
-            bin_s=self.model.db_hop_s,
-            check=lambda found: source_check.check_sources(
-                found, samples, self.path_of, calibration, top
-            ),
+        self.matcher = ClipMatcher(
+            model,
+            FingerprintIndex.open(Path(info["path"])),
+            lambda track_id: catalog.track_segments(track_id, FINGERPRINT),
+            self.path_of,
+            model.calibration,
+            FreshSegments.load(catalog, info["generation"]),
         )
 
     def path_of(self, track_id: int) -> Path | None:
@@ -137,7 +168,7 @@ class Identifier:
         result = IdentifyResult(query=clip)
         try:
             source = io.BytesIO(sys.stdin.buffer.read()) if clip == STDIN else Path(clip)
-            found = self.matches(source, top, min_confidence)
+            found = self.matcher.matches(audio.decode(source), top, min_confidence)
         except (audio.DecodeError, OSError) as error:
             result.error = audio.reason(error)
             return result

@@ -318,26 +318,6 @@ def _logistic(logit: float) -> float:
     return float(1.0 / (1.0 + np.exp(-logit)))
 
 
-def vote(
-    hits: Hits,
-    query: Segments,
-    track_segments: Callable[[int], Segments | None],
-    calibration: Calibration,
-    threshold: float = NO_MATCH_THRESHOLD,
-    limit: int = 5,
-    bin_s: float = 0.5,
-    check: Callable[[list[Alignment]], None] | None = None,
-) -> list[Match]:
-    """Ranked matches of a clip's `hits` (see `alignments` and `decide`); [] means no match.
-    At least SHORTLIST tracks are verified, more when `limit` asks for more. `check`, if
-    given, may set the alignments' `source_z` (and move one to its `repeats`) before the
-    decision."""
-    found = alignments(hits, query, track_segments, bin_s, shortlist=max(limit, SHORTLIST))
-    if check is not None:
-        check(found)
-    return decide(found, calibration, threshold, limit)
-
-
 def decide(
     found: list[Alignment],
     calibration: Calibration,

@@ -91,6 +91,16 @@ def _torch_threads(count: int | None = None) -> int:
     return before
 
 
+@contextlib.contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` torch intra-op threads, then restore the count before."""
+    before = _torch_threads(count)
+    try:
+        yield
+    finally:
+        _torch_threads(before)
+
+
 def _init_worker(setup: Callable[[], Any] | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _torch_threads(1)

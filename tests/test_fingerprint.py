@@ -12,7 +12,7 @@ from simlib import augment
 from simlib.features import log_mel
 from simlib.fingerprint import FingerprintModel, decode_vectors, encode_vectors
 from simlib.fingerprint_index import FingerprintIndex, build
-from simlib.matching import Calibration, vote
+from simlib.matching import Calibration, alignments, decide
 from simlib.models.fingerprint_encoder import FingerprintEncoder
 from simlib.train.fingerprint_trainer import save_weights, train_fingerprint, update_settings
 from simlib.types import Segments
@@ -89,7 +89,7 @@ def test_index_roundtrip_and_vote(tmp_path, metric: str, model: FingerprintModel
     assert hits.n_query == 10 and len(hits) == 30
     best = hits.similarity.reshape(10, 3).max(axis=1)
     np.testing.assert_allclose(best, 1.0, atol=1e-5)
-    match = vote(hits, query, tracks.get, model.calibration, bin_s=0.5)[0]
+    match = decide(alignments(hits, query, tracks.get, bin_s=0.5), model.calibration)[0]
     assert match.track_id == 11 and abs(match.offset_s - 10.0) < 0.05
 
 
@@ -123,7 +123,7 @@ def test_empty_index(tmp_path, model: FingerprintModel) -> None:
     assert stats.items == 0 and len(index) == 0
     query = model.embed(log_mel(music(3.0)), hop_s=0.5)
     hits = index.search(query, k=5)
-    assert len(hits) == 0 and vote(hits, query, lambda _: None, model.calibration) == []
+    assert len(hits) == 0 and alignments(hits, query, lambda _: None) == []
     with pytest.raises(FileNotFoundError):
         FingerprintIndex.open(tmp_path / "missing")
 

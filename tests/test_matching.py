@@ -14,7 +14,6 @@ from simlib.matching import (
     alignments,
     candidates,
     decide,
-    vote,
 )
 from simlib.types import Segments
 
@@ -57,7 +56,8 @@ def search(query: Segments, tracks: list[Segments], k: int = 10) -> Hits:
 
 
 def identify(query: Segments, tracks: list[Segments], **kwargs):
-    return vote(search(query, tracks), query, tracks.__getitem__, CALIBRATION, **kwargs)
+    found = alignments(search(query, tracks), query, tracks.__getitem__)
+    return decide(found, CALIBRATION, **kwargs)
 
 
 def test_vote_finds_track_and_offset() -> None:
@@ -90,7 +90,7 @@ def test_unrelated_clip_gives_no_match() -> None:
 def test_empty_hits_and_confidence_range() -> None:
     empty = Hits(np.zeros(0), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), 0)
     query = Segments(np.zeros(0, np.float32), np.zeros((0, 32), np.float32))
-    assert vote(empty, query, library().__getitem__, CALIBRATION) == []
+    assert alignments(empty, query, library().__getitem__) == []
     assert candidates(empty) == []
     for margin in (-1.0, 0.0, 0.35, 1.0, 5.0):
         assert 0.0 <= CALIBRATION.from_margin(margin) <= 1.0
@@ -126,7 +126,7 @@ def test_threshold_limit_and_tracks_gone_from_the_library() -> None:
         asked.append(track_id)
         return tracks[track_id]
 
-    vote(hits, query, counted, CALIBRATION, threshold=0.0, limit=8)  # --top 8
+    alignments(hits, query, counted, shortlist=8)  # --top 8
     assert len(set(asked)) == 8 > SHORTLIST
     # a track deleted since the index was built has no stored segments: never reported
     gone = alignments(hits, query, lambda t: None if t == 3 else tracks[t])
