@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -365,4 +366,18 @@ add_plugin_commands()
 
 
 def main() -> None:
-    app()
+    """Console entry point. Once a command is done, the process ends without Python's
+    interpreter teardown: with PyTorch loaded that teardown took 0.5-0.8 s, a third of a
+    cold `simlib identify`. Commands close their own resources (catalog transactions are
+    committed, worker pools shut down) before they return."""
+    try:
+        app()
+        code = 0
+    except SystemExit as done:
+        code = done.code
+    if isinstance(code, str):  # sys.exit("message")
+        print(code, file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)

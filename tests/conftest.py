@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,23 +65,6 @@ def bad_files(library) -> dict[str, Path]:
     mp3 = next(library.rglob("*.mp3"))
     flac = next(library.rglob("*.flac"))
     return make_bad_files(library / "Bad", mp3, flac)
-
-
-@pytest.fixture
-def run_cli():
-    """Run `python -m simlib ARGS...` as a real subprocess (environment inherited)."""
-
-    def run(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "simlib", *map(str, args)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, **(env or {})},
-            timeout=300,
-            **kwargs,
-        )
-
-    return run
 
 
 class MeanMel:

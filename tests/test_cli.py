@@ -80,6 +80,20 @@ def test_real_subprocess_with_two_workers(home, library):
     assert json.loads(status.stdout)["tracks"] == 24
 
 
+def test_a_reader_that_stops_early_gets_no_traceback(home, library):
+    """A closed pipe (`simlib status | head -0`) gives exit code 1 and nothing on stderr
+    (click turns the broken pipe into exit 1; `simlib.cli.main`, which ends the process
+    itself, keeps that code)."""
+    subprocess.run(cli("scan", library, "-q"), check=True, timeout=300)
+    for args in (("status", "--json"), ("similar", sorted(library.rglob("*.flac"))[0])):
+        process = subprocess.Popen(
+            cli(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        process.stdout.close()
+        assert process.wait(timeout=120) == 1
+        assert process.stderr.read() == ""
+
+
 def test_unreadable_file_is_recorded(home, library):
     secret = next(library.rglob("*.flac"))
     secret.chmod(0)
