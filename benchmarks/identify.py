@@ -130,8 +130,7 @@ class SimlibSystem:
 
     def __init__(self, model: FingerprintModel, workdir: Path, config: str, base=None):
         metric, db_hop, query_hop = config.split(":")
-        self.db_hop_s, self.query_hop_s = float(db_hop), float(query_hop)
-        hops = {"db_hop_s": self.db_hop_s, "query_hop_s": self.query_hop_s}
+        hops = {"db_hop_s": float(db_hop), "query_hop_s": float(query_hop)}
         self.model = FingerprintModel(model.encoder, {**model.settings, **hops}, model.version)
         self.dir, self.metric = workdir, metric
         self.calibration = model.calibration
@@ -149,13 +148,13 @@ class SimlibSystem:
         started = time.perf_counter()
         self.paths = list(paths)
         if not self.segments and self.base is not None:
-            step = int(round(self.db_hop_s / self.base.db_hop_s))
+            step = int(round(self.model.db_hop_s / self.base.model.db_hop_s))
             self.segments = [
                 Segments(s.start_s[::step], s.vectors[::step]) for s in self.base.segments
             ]
         elif not self.segments:
             self.segments = [
-                self.model.embed(log_mel(decode(p)), self.db_hop_s) for p in self.paths
+                self.model.embed(log_mel(decode(p)), self.model.db_hop_s) for p in self.paths
             ]
         embed_s = time.perf_counter() - started
         self.stored = self.segments + list(extra)

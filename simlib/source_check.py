@@ -272,7 +272,7 @@ def check_sources(
     margin below `trusted`, and whose track has a readable file (`path_of(track_id)`,
     None for none). An alignment with `repeats` first moves to the pass whose
     `level_correlation` with the clip is highest."""
-    checked, spectrum = 0, None
+    checked, spectrum = 0, ClipSpectrum(clip)
     for aligned in found:
         if checked == limit:
             break
@@ -283,8 +283,6 @@ def check_sources(
         path = path_of(aligned.track_id)
         if path is None:
             continue
-        if spectrum is None:
-            spectrum = ClipSpectrum(clip)
         excerpt = track_excerpt(path, aligned.offset_s, spectrum.seconds)
         if excerpt is None:
             continue
