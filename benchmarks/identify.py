@@ -27,25 +27,33 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from simlib import fingerprint_index
+from simlib import weights
 from simlib.audio import ANALYSIS_RATE_HZ, decode
-from simlib.augment import CONDITIONS, NoiseBank, apply_condition
-from simlib.config import Settings
-from simlib.features import log_mel
-from simlib.fingerprint import DEFAULT_WEIGHTS, FingerprintModel
-from simlib.fingerprint_index import FingerprintIndex
-from simlib.identifier import ClipMatcher
-from simlib.matching import Alignment, Calibration, decide
-from simlib.source_check import CHECK_FLOOR
-from simlib.train.fingerprint_trainer import corpus_split, update_settings
-from simlib.types import Match, Segments
+from simlib.audio.features import log_mel
+from simlib.identify import index as segment_index
+from simlib.identify.index import FingerprintIndex
+from simlib.identify.model import FingerprintModel
+from simlib.identify.policy import Calibration, Match, Policy
+from simlib.identify.query import ClipMatcher
+from simlib.train.augment import CONDITIONS, NoiseBank, apply_condition
+from simlib.train.corpus import fingerprint_split
+from simlib.train.fingerprint import update_settings
+from simlib.types import Segments
 
 OFFSET_TOLERANCE_S = 1.5
 ROOM_SEED = 1
 """Seed of the benchmark's simulated rooms; the fingerprint model trains with seed 0's."""
 LENGTHS_S = (3.0, 5.0, 10.0)
-CLI = Settings()
-"""`simlib identify`'s defaults: the candidates verified and checked, the no-match threshold."""
+
+
+@dataclass(frozen=True)
+class Best:
+    """The best alignment of a clip that keeps time, whatever its confidence."""
+
+    track_id: int
+    offset_s: float
+    margin: float
+    source_z: float | None
 
 
 @dataclass
@@ -69,7 +77,7 @@ class Library:
 
 def choose_library(corpus: Path, n_tracks: int) -> Library:
     """Deterministic library: training tracks + even held-out tracks; odd ones stay out."""
-    train, held = corpus_split(corpus)
+    train, held = fingerprint_split(corpus)
     unseen = held[0::2][: max(1, n_tracks // 6)]
     paths = train[: n_tracks - len(unseen)] + unseen
     return Library(paths, set(range(len(paths) - len(unseen), len(paths))), held[1::2])
@@ -121,21 +129,19 @@ def make_clips(
 
 
 class SimlibSystem:
-    """simlib's query path (`simlib.identifier.ClipMatcher`) over an index of this library,
-    its segments kept in memory instead of a catalog.
+    """simlib's query path (`simlib.identify.query.ClipMatcher`) over an index of this
+    library, its segments kept in memory instead of a catalog, with `simlib identify`'s
+    policy (the weights' calibration and thresholds).
 
     `base` shares already embedded library segments (subsampled to this db hop) so that
     storage variants do not re-embed the library.
     """
 
     def __init__(self, model: FingerprintModel, workdir: Path, config: str, base=None):
-        metric, db_hop, query_hop = config.split(":")
-        hops = {"db_hop_s": float(db_hop), "query_hop_s": float(query_hop)}
-        self.model = FingerprintModel(model.encoder, {**model.settings, **hops}, model.version)
-        self.dir, self.metric = workdir, metric
-        self.calibration = model.calibration
-        self.check_every = False
-        """Check every best alignment, whatever its margin (to fit the calibration)."""
+        db_hop, query_hop = config.split(":")
+        self.model = model.with_settings(db_hop_s=float(db_hop), query_hop_s=float(query_hop))
+        self.dir = workdir
+        self.policy = Policy.from_settings(model.settings)
         self.paths: list[Path] = []
         """Library files by track id (distractor tracks have none)."""
         self.base = base
@@ -159,29 +165,26 @@ class SimlibSystem:
         embed_s = time.perf_counter() - started
         self.stored = self.segments + list(extra)
         items = list(enumerate(self.stored))
-        stats = fingerprint_index.build(
-            self.dir, items, self.model.dim, self.metric, self.model.n_trees
-        )
+        stats = segment_index.build(self.dir, items, self.model.dim, self.model.n_trees)
         self.index = FingerprintIndex.open(self.dir)
         return {"seconds": embed_s + stats.seconds, "bytes": stats.bytes, "items": stats.items}
 
     def path_of(self, track_id: int) -> Path | None:
         return self.paths[track_id] if track_id < len(self.paths) else None
 
-    def query(self, path: Path) -> tuple[list[Match], Alignment | None]:
-        """Matches (the CLI's default --top 5 and --min-confidence), and the best alignment
-        that keeps time whatever its confidence (for calibration)."""
+    def query(self, path: Path, policy: Policy | None = None) -> tuple[list[Match], Best | None]:
+        """Matches under `policy` (default: the system's), and the best alignment that keeps
+        time whatever its confidence (for calibration)."""
+        policy = policy or self.policy
         matcher = ClipMatcher(
-            self.model,
-            self.index,
-            self.stored.__getitem__,
-            self.path_of,
-            self.calibration,
-            check_every=self.check_every,
+            self.model, self.index, self.stored.__getitem__, self.path_of, policy
         )
-        found = matcher.alignments(decode(path), CLI.identify_top)
-        matches = decide(found, self.calibration, CLI.min_confidence, CLI.identify_top)
-        return matches, next((a for a in found if a.keeps_time()), None)
+        decision = matcher.decide(decode(path))
+        best = next((e for e in decision.evidence if e.alignment.keeps_time()), None)
+        if best is not None:
+            aligned = best.alignment
+            best = Best(aligned.track_id, best.offset_s, aligned.margin, best.source_z)
+        return list(decision.matches), best
 
 
 class AudfprintSystem:
@@ -248,19 +251,19 @@ def duplicated_outside(afp: AudfprintSystem, outside: list[Path]) -> dict[Path, 
     return found
 
 
-def is_correct(clip: Clip, match: Match | Alignment | None) -> bool:
+def is_correct(clip: Clip, match: Match | Best | None) -> bool:
     if match is None:
         return False
     return match.track_id == clip.track and abs(match.offset_s - clip.start_s) <= OFFSET_TOLERANCE_S
 
 
-def run_queries(system, clips: list[Clip]) -> tuple[dict, list[float]]:
+def run_queries(system, clips: list[Clip], **query) -> tuple[dict, list[float]]:
     """Per clip (correct, any match, best alignment or None, best alignment correct,
     reported track or -1), and wall seconds per query."""
     outcome, latency = {}, []
     for clip in clips:
         started = time.perf_counter()
-        matches, best = system.query(clip.path)
+        matches, best = system.query(clip.path, **query)
         latency.append(time.perf_counter() - started)
         outcome[clip.path] = (
             is_correct(clip, matches[0] if matches else None),
@@ -307,15 +310,15 @@ def calibrate(name: str, system: SimlibSystem, clips: list[Clip]) -> Calibration
     """Fit the system's confidence on separate calibration clips: on the margin alone over
     every clip, on margin and source z over the clips the fitted margin map would check
     (every best alignment is checked here). Print it with the not-in-library tail."""
-    system.check_every = True
-    rows = run_queries(system, clips)[0]
-    system.check_every = False
+    check_every = system.policy.override(check_floor=0.0, trusted_margin=math.inf)
+    rows = run_queries(system, clips, policy=check_every)[0]
     best = [(rows[c.path][2], rows[c.path][3]) for c in clips if rows[c.path][2] is not None]
     slope, bias = fit_logistic(
         np.array([[a.margin] for a, _ in best]), np.array([ok for _, ok in best])
     )
     margin_only = Calibration((round(float(slope), 3), round(float(-bias / slope), 3)), (0, 0, 0))
-    checked = [(a, ok) for a, ok in best if margin_only.from_margin(a.margin) >= CHECK_FLOOR]
+    floor = system.policy.check_floor
+    checked = [(a, ok) for a, ok in best if margin_only.from_margin(a.margin) >= floor]
     w = fit_logistic(
         np.array([[a.margin, a.source_z] for a, _ in checked]), np.array([ok for _, ok in checked])
     )
@@ -345,8 +348,8 @@ def main() -> None:
     parser.add_argument(
         "--configs",
         default="model",
-        help="comma-separated metric:db_hop_s:query_hop_s simlib variants, first is the main "
-        "one ('model' = the weights' settings, angular); later db hops must be multiples",
+        help="comma-separated db_hop_s:query_hop_s simlib variants, first is the main "
+        "one ('model' = the weights' settings); later db hops must be multiples",
     )
     parser.add_argument("--scale-tracks", type=int, default=10_000)
     parser.add_argument("--no-audfprint", action="store_true")
@@ -380,7 +383,7 @@ def main() -> None:
     library = choose_library(corpus, args.tracks)
     model = FingerprintModel.load(args.weights)
     configs = [
-        f"angular:{model.db_hop_s:g}:{model.query_hop_s:g}" if c == "model" else c
+        f"{model.db_hop_s:g}:{model.query_hop_s:g}" if c == "model" else c
         for c in args.configs.split(",")
     ]
     noise = NoiseBank.load(corpus / "noise", rir_seed=ROOM_SEED)
@@ -419,7 +422,8 @@ def main() -> None:
             if isinstance(system, AudfprintSystem):
                 duplicates = duplicated_outside(system, library.outside)
             if args.calibrate and isinstance(system, SimlibSystem):
-                system.calibration = calibrate(name, system, calibration_clips)
+                fitted = calibrate(name, system, calibration_clips)
+                system.policy = system.policy.override(calibration=fitted)
             results[name], latencies[name] = run_queries(system, clips)
         main = f"simlib {configs[0]}"
         scale_clips = [c for c in clips if c.length_s == 5.0]
@@ -432,7 +436,7 @@ def main() -> None:
     width = max(12, *(len(n) + 2 for n in names))
     print(f"\nlibrary {len(library.paths)} tracks ({audio_s / 3600:.1f} h, "
           f"{len(library.unseen)} never trained on), not in library {len(library.outside)} "
-          f"tracks, model {model.version}; simlib columns metric:db_hop_s:query_hop_s")  # fmt: skip
+          f"tracks, model {model.version}; simlib columns db_hop_s:query_hop_s")  # fmt: skip
     header = f"{'condition':<16}{'len':>4}{'n':>4}" + "".join(f"{n:>{width}}" for n in names)
     header += f"{'main unseen (n)':>17}{'main@scale':>12}{'main track':>12}"
     print(header)
@@ -486,15 +490,12 @@ def main() -> None:
                 print(f"false positive {n}: {clip.path.name} from {clip.source.name} "
                       f"-> {library.paths[results[n][clip.path][4]].name}")  # fmt: skip
     best = [results[main][c.path][2] for c in clips if results[main][c.path][2] is not None]
-    conf = [main_system.calibration.confidence(a) for a in best]
+    conf = [main_system.policy.calibration.confidence(a.margin, a.source_z) for a in best]
     print(f"main confidence range {min(conf):.2f}..{max(conf):.2f}")
     if args.write_calibration:
-        weights = args.weights or DEFAULT_WEIGHTS
-        fitted = main_system.calibration
-        update_settings(
-            weights, calibration=list(fitted.margin), source_calibration=list(fitted.with_source)
-        )
-        print(f"wrote calibration {fitted} into {weights}")
+        path = args.weights or weights.shipped_path("fingerprint")
+        update_settings(path, **main_system.policy.settings())
+        print(f"wrote calibration {main_system.policy.calibration} into {path}")
 
 
 if __name__ == "__main__":

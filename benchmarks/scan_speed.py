@@ -22,8 +22,8 @@ from pathlib import Path
 from process_memory import PeakMemory
 
 from simlib.catalog import Catalog
-from simlib.embedders import load_embedders
-from simlib.scan import scan
+from simlib.library.embedders import load_embedders
+from simlib.library.sync import scan
 
 
 def no_embedders() -> list:

@@ -1,6 +1,6 @@
 """Benchmark "find similar tracks" on the real development corpus, against baselines.
 
-Queries are the corpus tracks of the held-out TEST split (`corpus_split`, the
+Queries are the corpus tracks of the held-out TEST split (`similarity_split`, the
 tracks the shipped weights never saw); candidates are the whole library (train
 and test tracks), minus the query itself. Labels are the files' own tags.
 
@@ -30,12 +30,12 @@ import torch
 import torchaudio
 
 from simlib.audio import ANALYSIS_RATE_HZ, decode
-from simlib.features import log_mel
-from simlib.similarity import SimilarityModel
-from simlib.track_index import TrackIndex
-from simlib.track_index import build as build_track_index
+from simlib.audio.features import log_mel
+from simlib.similar.index import TrackIndex
+from simlib.similar.index import build as build_track_index
+from simlib.similar.model import SimilarityModel
+from simlib.train.corpus import library_tracks, similarity_split
 from simlib.train.pairs import normalise_tag
-from simlib.train.similarity_trainer import corpus_split, corpus_tracks
 
 MUSLY_RATE_HZ = 22_050
 MUSLY_EXCERPT_S = 30.0
@@ -110,7 +110,8 @@ def simlib_distances(vectors: np.ndarray) -> np.ndarray:
         path = Path(folder) / "similarity.ann"
         build_track_index(path, np.arange(1, len(vectors) + 1), vectors)
         index = TrackIndex(path, vectors.shape[1])
-        return -np.stack([index.scores(v, vectors) for v in vectors])
+        units = index.centred(vectors)
+        return -(units @ units.T)
 
 
 def musly_distances(tracks: list[pymusly.MuslyTrack]) -> tuple[np.ndarray, float]:
@@ -167,7 +168,7 @@ def main() -> None:
     torch.set_num_threads(1)
     pymusly.set_musly_loglevel(0)
     corpus = args.corpus.expanduser()
-    tracks = corpus_tracks(corpus)[: args.limit]
+    tracks = library_tracks(corpus)[: args.limit]
     models = [SimilarityModel.load(w) for w in args.weights]
     timing = Timing()
     simlib_rows: list[list[np.ndarray]] = [[] for _ in models]
@@ -193,7 +194,7 @@ def main() -> None:
     albums = [normalise_tag(t.album) for _, t in kept]
     artists = [normalise_tag(t.artist) for _, t in kept]
     queries = [
-        i for i, (p, _) in enumerate(kept) if corpus_split(str(p.relative_to(corpus))) == "test"
+        i for i, (p, _) in enumerate(kept) if similarity_split(str(p.relative_to(corpus))) == "test"
     ]
     simlib_vectors = np.stack(simlib_rows[0])
     with tempfile.TemporaryDirectory() as folder:

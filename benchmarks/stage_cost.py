@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from simlib import pipeline
-from simlib.embedders import load_embedders
-from simlib.scan import is_candidate
-from simlib.workers import limit_heap_growth
+from simlib.library import pipeline
+from simlib.library.embedders import load_embedders
+from simlib.library.sync import is_candidate
+from simlib.library.workers import limit_heap_growth
 
 
 def main() -> None:

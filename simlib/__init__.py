@@ -10,6 +10,6 @@ The Python API (the CLI and the plugins call nothing else):
     simlib.watch(["~/Music"])                # follow changes until stopped
 """
 
-from simlib.api import identify, open_catalog, scan, similar, status, watch
+from simlib.api import identify, open_catalog, scan, session, similar, status, train, watch
 
-__all__ = ["identify", "open_catalog", "scan", "similar", "status", "watch"]
+__all__ = ["identify", "open_catalog", "scan", "session", "similar", "status", "train", "watch"]

@@ -4,36 +4,46 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from simlib.catalog import Catalog
+from simlib import weights
+from simlib.catalog import Catalog, writer_lock
 from simlib.config import Settings, SimlibError, resolve_home
-from simlib.embedders import (
-    FINGERPRINT,
-    SIMILARITY,
+from simlib.library.embedders import (
     load_embedders,
     load_fingerprint_model,
     load_similarity_model,
-    local_weights,
-    weights_in_use,
 )
-from simlib.scan import Progress, ScanReport
-from simlib.scan import scan as scan_catalog
-from simlib.watch import Watcher, WatchSettings
-from simlib.writer_lock import writer_lock
+from simlib.library.sync import ScanProgress, ScanReport
+from simlib.library.sync import scan as sync_catalog
+from simlib.library.watch import Watcher, WatchSettings
 
-if TYPE_CHECKING:  # the query modules import torch: a scan or a watcher never needs them
-    from simlib.identifier import IdentifyResult
-    from simlib.recommender import SimilarResult
+if TYPE_CHECKING:  # the query modules load models: a scan or a watcher never needs them
+    from simlib.identify.query import Clip, IdentifyResult
+    from simlib.similar.query import SimilarResult
 
 
 def open_catalog(home: Path | str | None = None) -> Catalog:
     """The catalog at `home` (default: $SIMLIB_HOME, else the user data dir)."""
     return Catalog(resolve_home(home))
+
+
+@contextmanager
+def session(home: Path | str | None = None) -> Iterator[tuple[Catalog, Settings]]:
+    """The catalog at `home` and its settings, closed when the block ends; a failed write
+    to the catalog becomes a one-line error."""
+    catalog = open_catalog(home)
+    try:
+        yield catalog, Settings.load(catalog.home)
+    except sqlite3.Error as error:
+        raise SimlibError(f"cannot write the catalog at {catalog.path}: {error}") from error
+    finally:
+        catalog.close()
 
 
 def scan(
@@ -42,43 +52,31 @@ def scan(
     home: Path | str | None = None,
     follow_symlinks: bool | None = None,
     workers: int | None = None,
-    progress: Progress | None = None,
+    progress: ScanProgress | None = None,
     on_wait: Callable[[str], None] | None = None,
 ) -> ScanReport:
-    """Scan library folders (all registered ones if none are given); see `simlib.scan`.
-
-    Waits (telling `on_wait`) while another scan or a watcher is writing.
-    """
-    catalog = open_catalog(home)
-    settings = Settings.load(catalog.home)
-    follow = settings.follow_symlinks if follow_symlinks is None else follow_symlinks
-    try:
-        with writer_lock(catalog.home, on_wait):
-            return scan_catalog(
-                catalog,
-                [Path(d) for d in dirs],
-                partial(load_embedders, catalog.home),
-                follow_symlinks=follow,
-                workers=workers or settings.worker_count(),
-                progress=progress,
-            )
-    except sqlite3.Error as error:
-        raise SimlibError(f"cannot write the catalog at {catalog.path}: {error}") from error
-    finally:
-        catalog.close()
+    """Scan library folders (all registered ones if none are given); see
+    `simlib.library.sync`. Waits (telling `on_wait`) while another writer works."""
+    with session(home) as (catalog, settings), writer_lock(catalog.home, on_wait):
+        follow = settings.follow_symlinks if follow_symlinks is None else follow_symlinks
+        return sync_catalog(
+            catalog,
+            [Path(d) for d in dirs],
+            partial(load_embedders, catalog.home),
+            follow_symlinks=follow,
+            workers=workers or settings.worker_count(),
+            progress=progress,
+        )
 
 
 def status(home: Path | str | None = None) -> dict:
     """Library counts, failures with reasons, index freshness and disk use."""
-    catalog = open_catalog(home)
-    try:
+    with session(home) as (catalog, _settings):
         return catalog.summary()
-    finally:
-        catalog.close()
 
 
 def identify(
-    clips: Sequence[str | Path],
+    clips: Sequence[str | Path | Clip],
     *,
     home: Path | str | None = None,
     top: int | None = None,
@@ -86,22 +84,21 @@ def identify(
 ) -> list[IdentifyResult]:
     """Which library track is each clip, and where in it? One result per clip, in order.
 
-    "-" reads a clip from standard input. The model is loaded once for all clips.
+    A clip is a path, or a (name, binary file) pair such as ("-", standard input's bytes).
+    `top` and `min_confidence` override the policy of the model in use and config.toml.
     """
-    from simlib.identifier import identify_clips
+    from simlib.identify.policy import Policy
+    from simlib.identify.query import identify_clips
 
-    catalog = open_catalog(home)
-    settings = Settings.load(catalog.home)
-    try:
-        return identify_clips(
-            catalog,
-            load_fingerprint_model(catalog.home),
-            [str(c) for c in clips],
-            top=top or settings.identify_top,
-            min_confidence=settings.min_confidence if min_confidence is None else min_confidence,
+    with session(home) as (catalog, settings):
+        model = load_fingerprint_model(catalog.home)
+        policy = (
+            Policy.from_settings(model.settings)
+            .override(top=settings.identify_top, min_confidence=settings.min_confidence)
+            .override(top=top, min_confidence=min_confidence)
         )
-    finally:
-        catalog.close()
+        named = [c if isinstance(c, tuple) else (str(c), Path(c)) for c in clips]
+        return identify_clips(catalog, model, policy, named)
 
 
 def similar(
@@ -117,22 +114,17 @@ def similar(
 
     A track may be a library file or any audio file, which is embedded on the fly.
     """
-    from simlib.recommender import similar_tracks
+    from simlib.similar.query import Filters, similar_tracks
 
-    catalog = open_catalog(home)
-    settings = Settings.load(catalog.home)
-    try:
+    with session(home) as (catalog, settings):
         return similar_tracks(
             catalog,
             load_similarity_model(catalog.home),
             [str(t) for t in tracks],
             n=n or settings.similar_count,
-            exclude_artist=exclude_artist,
-            exclude_album=exclude_album,
+            filters=Filters(exclude_artist, exclude_album),
             blend=blend,
         )
-    finally:
-        catalog.close()
 
 
 def watch(
@@ -146,29 +138,21 @@ def watch(
     on_tick: Callable[[dict], None] | None = None,
     stop: threading.Event | None = None,
 ) -> None:
-    """Keep the catalog and indexes current until `stop` is set (or Ctrl-C); see `simlib.watch`.
-
-    `log` receives one dict per event (batch, indexes-rebuilt, root-missing, ...);
-    `on_tick` a status snapshot several times a second.
-    """
-    catalog = open_catalog(home)
-    config = Settings.load(catalog.home)
-    watcher = Watcher(
-        catalog,
-        [Path(d) for d in dirs],
-        partial(load_embedders, catalog.home),
-        workers=workers or config.worker_count(),
-        follow_symlinks=config.follow_symlinks if follow_symlinks is None else follow_symlinks,
-        settings=settings,
-        log=log,
-        on_tick=on_tick,
-    )
-    try:
+    """Keep the catalog and indexes current until `stop` is set (or Ctrl-C); see
+    `simlib.library.watch`. `log` receives one dict per event (batch, indexes-rebuilt,
+    root-missing, ...); `on_tick` a status snapshot several times a second."""
+    with session(home) as (catalog, config):
+        watcher = Watcher(
+            catalog,
+            [Path(d) for d in dirs],
+            partial(load_embedders, catalog.home),
+            workers=workers or config.worker_count(),
+            follow_symlinks=config.follow_symlinks if follow_symlinks is None else follow_symlinks,
+            settings=settings,
+            log=log,
+            on_tick=on_tick,
+        )
         watcher.run(stop or threading.Event())
-    except sqlite3.Error as error:
-        raise SimlibError(f"cannot write the catalog at {catalog.path}: {error}") from error
-    finally:
-        catalog.close()
 
 
 def train(
@@ -182,28 +166,23 @@ def train(
 ) -> dict:
     """Fine-tune a model on this library, then re-embed the library with it.
 
-    `kind` is "fingerprint" (needs no labels; `noise_dir` holds speech/ and
-    ambient/ WAV clips mixed into the training views) or "similarity" (pairs
-    from the tracks' tags; untagged tracks give none). Training starts from
-    the weights in use, resumes after an interruption, and saves to
-    `$SIMLIB_HOME/models/<kind>.pt`, which from then on replaces the shipped
-    weights for this home. `progress` gets a dict per update. Returns metrics.
+    `kind` is "fingerprint" (needs no labels; `noise_dir` holds speech/ and ambient/ WAV
+    clips mixed into the training views) or "similarity" (pairs from the tracks' tags;
+    untagged tracks give none). Training starts from the weights in use, resumes after an
+    interruption, and saves to `simlib.weights.local_path`, which from then on replaces the
+    shipped weights for this home. `progress` gets a dict per update. Returns metrics.
     """
-    if kind not in (FINGERPRINT, SIMILARITY):
+    if kind not in weights.TABLE:
         raise SimlibError(f"unknown model {kind!r}: train fingerprint or similarity")
-    catalog = open_catalog(home)
-    try:
+    with session(home) as (catalog, _settings):
         tracks = catalog.library()
-        start_from = weights_in_use(catalog.home, kind)
-        out_path = local_weights(catalog.home, kind)
-    finally:
-        catalog.close()
+        home_dir = catalog.home
     if not tracks:
         raise SimlibError("the library is empty: run `simlib scan DIR` first")
     report = progress or (lambda _update: None)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    if kind == FINGERPRINT:
-        from simlib.train.fingerprint_trainer import train_fingerprint
+    start_from, out_path = weights.path_in_use(home_dir, kind), weights.local_path(home_dir, kind)
+    if kind == weights.FINGERPRINT.name:
+        from simlib.train.fingerprint import train_fingerprint
 
         metrics = train_fingerprint(
             [Path(t.path) for t in tracks],
@@ -214,7 +193,7 @@ def train(
             progress=lambda step, total, loss: report({"step": step, "total": total, "loss": loss}),
         )
     else:
-        from simlib.train.similarity_trainer import train_similarity
+        from simlib.train.similarity import train_similarity
 
         metrics = asdict(
             train_similarity(
@@ -222,7 +201,7 @@ def train(
                 out_path,
                 minutes=minutes,
                 init_weights=start_from,
-                cache_dir=resolve_home(home) / "cache" / "similarity",
+                cache_dir=home_dir / "cache" / "similarity",
                 progress=lambda update: report(asdict(update)),
             )
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -49,6 +50,8 @@ HomeOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
+STDIN = "-"
+"""An input named "-" is read from standard input."""
 
 
 def say(text: str, console: Console = out) -> None:
@@ -200,15 +203,16 @@ def identify(
     as_json: JsonOption = False,
 ) -> None:
     """Which library track is each clip, and where in it?"""
+    named = [(STDIN, io.BytesIO(sys.stdin.buffer.read())) if c == STDIN else c for c in clips]
     with user_errors():
-        results = api.identify(clips, home=home, top=top, min_confidence=min_confidence)
+        results = api.identify(named, home=home, top=top, min_confidence=min_confidence)
     for result in results:
         if as_json:
             print_json(result.as_dict())
         elif result.error:
             continue
         elif result.match:
-            m = result.match
+            m = result.match.as_dict()
             at_s = round(m["offset_s"], 1) + 0.0  # no "-0.0"
             say(
                 f"{result.query}: {m['artist'] or '?'} - {m['title']} ({m['album'] or '?'}) "
@@ -248,7 +252,7 @@ def similar(
         if result.error and not result.results:
             continue
         say(result.query)
-        for rank, r in enumerate(result.results, 1):
+        for rank, r in enumerate((r.as_dict() for r in result.results), 1):
             say(
                 f"{rank:3d}. {r['score']:.3f}  {r['artist'] or '?'} - {r['title']} "
                 f"({r['album'] or '?'})  [{r['path']}]"

@@ -1,4 +1,4 @@
-"""Where simlib keeps its data, and the defaults every command starts from."""
+"""Where simlib keeps its data, and the settings every command starts from."""
 
 from __future__ import annotations
 
@@ -13,35 +13,6 @@ HOME_ENV = "SIMLIB_HOME"
 CATALOG_NAME = "catalog.db"
 CONFIG_NAME = "config.toml"
 INDEX_DIR_NAME = "indexes"
-SHIPPED_WEIGHTS_DIR = Path(__file__).parent / "models" / "weights"
-"""The default model weights, `<model name>.pt`, installed with the package."""
-
-AUDIO_EXTENSIONS = frozenset(
-    {
-        ".mp3",
-        ".m4a",
-        ".mp4",
-        ".aac",
-        ".flac",
-        ".ogg",
-        ".oga",
-        ".opus",
-        ".wav",
-        ".aif",
-        ".aiff",
-        ".wma",
-        ".wv",
-        ".ape",
-        ".mpc",
-    }
-)
-"""File endings a scan picks up; anything FFmpeg cannot decode is recorded as an error."""
-
-IGNORED_SUFFIXES = frozenset({".part", ".crdownload", ".tmp", ".partial", ".download"})
-"""Unfinished downloads: ignored until renamed to their final name."""
-
-MIN_DURATION_S = 1.0
-"""Tracks shorter than this are recorded as errors: too short to analyse."""
 
 
 class SimlibError(Exception):
@@ -66,21 +37,23 @@ def config_section(home: Path, section: str) -> dict:
         raise SimlibError(f"cannot read {path}: {error}") from error
 
 
-@dataclass
+@dataclass(frozen=True)
 class Settings:
-    """Defaults for every command; `config.toml` in the home folder overrides them."""
+    """The `[simlib]` table of `config.toml`. A setting left out (None) takes its default
+    from where it is used: the query policy of the model in use, or the machine."""
 
     workers: int = 0
     """Analysis processes; 0 means one per core."""
     follow_symlinks: bool = False
     similar_count: int = 10
-    identify_top: int = 5
-    min_confidence: float = 0.5
-    """Below this calibrated confidence `identify` answers "no match"."""
+    identify_top: int | None = None
+    """Matches `identify` reports per clip (default: the identification policy's)."""
+    min_confidence: float | None = None
+    """Below this calibrated confidence `identify` answers "no match" (default: the policy's)."""
 
     @classmethod
     def load(cls, home: Path) -> Settings:
-        """Defaults overridden by the `[simlib]` table of `home/config.toml`."""
+        """The `[simlib]` table of `home/config.toml` over the defaults."""
         data = config_section(home, "simlib")
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:

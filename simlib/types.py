@@ -1,17 +1,42 @@
-"""Small data types at the seams between analysis, storage and matching."""
+"""Small frozen data types shared by every layer: tags, tracks, fingerprint segments, and
+the fields every query result has."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from simlib.tags import Tags
+
+@dataclass(frozen=True)
+class Tags:
+    """Descriptive tags of one track; every field may be missing."""
+
+    title: str | None = None
+    artist: str | None = None
+    album_artist: str | None = None
+    album: str | None = None
+    genre: tuple[str, ...] = ()
+    year: int | None = None
+    track_number: int | None = None
+    bpm: float | None = None
+    mood: str | None = None
+    comment: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "genre", tuple(self.genre))  # a list given stays unshared
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "genre": list(self.genre)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Tags:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if data.get(k) is not None})
 
 
-@dataclass
+@dataclass(frozen=True)
 class Track:
-    """A catalogued track, as the matching and similarity code report it."""
+    """A catalogued track, as the query code reports it."""
 
     id: int
     path: str
@@ -28,12 +53,12 @@ class Track:
         }
 
 
-@dataclass
+@dataclass(frozen=True)
 class Segments:
     """Fingerprint vectors of one track (or query clip), one row per segment.
 
     `start_s[i]` is the time in seconds where segment i begins; `vectors` is
-    (len(start_s), dim) float32, each row L2-normalised.
+    (len(start_s), dim), each row L2-normalised.
     """
 
     start_s: np.ndarray
@@ -43,20 +68,19 @@ class Segments:
         return int(self.start_s.shape[0])
 
 
-@dataclass
-class Match:
-    """A library track found in a query clip, and where: track time = clip time + offset_s."""
+@dataclass(frozen=True)
+class QueryResult:
+    """What every query result has: the query as given, and why it failed (None if not)."""
 
-    track_id: int
-    offset_s: float
-    confidence: float
-    """Calibrated 0..1: the probability that this is the right track."""
-    votes: int = 0
+    query: str
+    error: str | None = None
 
+    def payload(self) -> dict:
+        """The answer's own fields, as printed between the query and the error."""
+        return {}
 
-@dataclass
-class Neighbour:
-    """A similar track and its score (higher is more similar)."""
-
-    track_id: int
-    score: float
+    def as_dict(self) -> dict:
+        data = {"query": self.query, **self.payload()}
+        if self.error is not None:
+            data["error"] = self.error
+        return data

@@ -6,8 +6,8 @@ import av
 import numpy as np
 import pytest
 
-from simlib import audio, example_library, features
-from simlib.audio import ANALYSIS_RATE_HZ
+from simlib import audio, example_library
+from simlib.audio import ANALYSIS_RATE_HZ, features
 
 
 @pytest.mark.parametrize("fmt", list(example_library.FORMATS))

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import music
 
-from simlib.augment import (
+from simlib.train.augment import (
     CONDITIONS,
     NoiseBank,
     apply_condition,

@@ -93,7 +93,7 @@ def test_similar_lists_the_beets_items_simlib_ranks_first(beets_root):
     ranked = simlib.similar([os.path.realpath(seed["path"])], home=beets_root / "simlib-home", n=4)
     want = [seed["line"]]
     want += [
-        f"  {r['score']:.3f}  {r['artist']} - {r['album']} - {r['title']}"
+        f"  {r.score:.3f}  {r.track.tags.artist} - {r.track.tags.album} - {r.track.tags.title}"
         for r in ranked[0].results
     ]
     assert done.stdout.splitlines() == want

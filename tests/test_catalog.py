@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from simlib.catalog import SCHEMA_VERSION, Catalog, FileState
+from simlib.catalog import Catalog, FileState
+from simlib.catalog.migrations import SCHEMA_VERSION
 from simlib.config import SimlibError
-from simlib.tags import Tags
-from simlib.types import Segments
+from simlib.types import Segments, Tags
 
 AUDIO = {
     "content_hash": "h1",
@@ -35,7 +35,7 @@ def write_one(catalog, path="/music/a.mp3", vector=(1.0, 0.0)):
         "fp": ("v2", Segments(np.arange(3, dtype=np.float32) / 2, np.eye(3, dtype=np.float16))),
     }
     return catalog.write_analysis(
-        FileState(path, 100, 5), root, Tags(title="A", genre=["x"]), AUDIO, outputs
+        FileState(path, 100, 5), root, Tags(title="A", genre=("x",)), AUDIO, outputs
     )
 
 
@@ -57,7 +57,7 @@ def test_newer_schema_is_refused(catalog):
 def test_write_and_read_back(catalog):
     track_id = write_one(catalog)
     track = catalog.track(track_id)
-    assert track.tags.title == "A" and track.tags.genre == ["x"]
+    assert track.tags.title == "A" and track.tags.genre == ("x",)
     ids, vectors = catalog.vectors("sim")
     assert ids.tolist() == [track_id] and vectors.tolist() == [[1.0, 0.0]]
     [(seg_id, segments)] = list(catalog.segments("fp"))

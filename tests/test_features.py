@@ -2,8 +2,7 @@
 
 import numpy as np
 
-from simlib import features
-from simlib.audio import ANALYSIS_RATE_HZ
+from simlib.audio import ANALYSIS_RATE_HZ, features
 
 
 def test_frame_rate_and_shape():

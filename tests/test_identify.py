@@ -47,9 +47,9 @@ def test_clips_are_found_with_their_offset(indexed, example_lib, tmp_path):
     assert [r.query for r in results] == [str(c) for c in clips]
     for i, (result, source) in enumerate(zip(results, sources, strict=True)):
         assert result.match is not None, result
-        assert result.match["path"] == str(source)
-        assert abs(result.match["offset_s"] - (1.5 + i % 3)) < 0.6
-        assert 0.5 <= result.match["confidence"] <= 1.0
+        assert result.match.track.path == str(source)
+        assert abs(result.match.offset_s - (1.5 + i % 3)) < 0.6
+        assert 0.5 <= result.match.confidence <= 1.0
 
 
 def test_unknown_audio_is_no_match(indexed, tmp_path):
@@ -153,8 +153,8 @@ def test_a_track_whose_file_is_gone_is_found_from_its_fingerprints(example_lib, 
     checked = api.identify(clips, home=home)
     Path(tracks[0]).unlink()
     gone, *kept = api.identify(clips, home=home)
-    assert gone.match["path"] == tracks[0] and gone.match["confidence"] >= 0.5
-    assert gone.match["confidence"] != checked[0].match["confidence"]
+    assert gone.match.track.path == tracks[0] and gone.match.confidence >= 0.5
+    assert gone.match.confidence != checked[0].match.confidence
     assert [r.match for r in kept] == [r.match for r in checked[1:]]
 
 

@@ -184,7 +184,7 @@ def expected(
     excluded and queued songs, `demoted` ones last, no artist twice in a row unless
     `same_artist`."""
     result = simlib.similar([str(music / s) for s in seeds], home=home, n=100, blend=True)[0]
-    left = [Path(r["path"]).relative_to(music).as_posix() for r in result.results]
+    left = [Path(r.track.path).relative_to(music).as_posix() for r in result.results]
     left = [u for u in left if u not in exclude and u not in queue]
     left.sort(key=lambda u: u in demoted)
     picks: list[str] = []
@@ -330,7 +330,7 @@ def test_background_dj_follows_the_player_skips_and_restarts(mpd_server, dj_home
             client.next()  # skip `first` after 0 s: the DJ tops the queue up again
             client.pause(1)
         near_first = simlib.similar([music / first], home=dj_home, n=SKIP_NEIGHBOURS)[0].results
-        demoted = frozenset(Path(r["path"]).relative_to(music).as_posix() for r in near_first)
+        demoted = frozenset(Path(r.track.path).relative_to(music).as_posix() for r in near_first)
         third = expected(dj_home, music, [want[0]], want, {first}, 1, demoted=demoted)
         assert wait_for_queue(mpd_server, 4, log) == [first, *want, *third]
         assert f"skipped {first} after 0 s" in log.read_text()

@@ -5,15 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from simlib.tags import Tags
 from simlib.train.pairs import (
     SimilarityWeights,
     is_tagged,
     mine_pairs,
     similarity_matrix,
     tag_similarity,
-    triplets,
 )
+from simlib.types import Tags
 
 
 def _library() -> list[Tags | None]:
@@ -91,11 +90,3 @@ def test_mining_is_deterministic_per_seed() -> None:
     first = mine_pairs(tags, np.random.default_rng(3))
     assert first == mine_pairs(tags, np.random.default_rng(3))
     assert first != mine_pairs(tags, np.random.default_rng(4))
-
-
-def test_triplets_pair_each_positive_with_a_negative() -> None:
-    pairs = mine_pairs(_library(), np.random.default_rng(0))
-    rows = triplets(pairs)
-    assert len(rows) == 30 * 5
-    for anchor, _positive, negative, sim_p, sim_n in rows:
-        assert anchor != negative and sim_p > sim_n

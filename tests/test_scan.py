@@ -11,8 +11,8 @@ from conftest import MeanMel
 from simlib import api, example_library
 from simlib.catalog import Catalog
 from simlib.config import SimlibError
-from simlib.scan import scan, walk
-from simlib.track_index import TrackIndex
+from simlib.library.sync import scan, walk
+from simlib.similar.index import TrackIndex
 
 
 @pytest.fixture
@@ -45,8 +45,8 @@ def test_first_scan_analyses_everything_and_builds_the_index(catalog, library):
     centred /= np.linalg.norm(centred, axis=1, keepdims=True)
     exact = centred @ centred[3]
     found = index.nearest(vectors[3], 5)
-    assert [i for i, _ in found] == ids[np.argsort(-exact)[:5]].tolist()
-    assert np.allclose([s for _, s in found], np.sort(exact)[::-1][:5], atol=1e-4)
+    assert found.track_id.tolist() == ids[np.argsort(-exact)[:5]].tolist()
+    assert np.allclose(found.score, np.sort(exact)[::-1][:5], atol=1e-4)
 
 
 def test_rescan_does_no_work(catalog, library):
@@ -74,7 +74,7 @@ def test_retag_updates_tags_without_reanalysis(catalog, library):
     report = run_scan(catalog, library, embedder)
     assert (report.reused, report.analysed, embedder.calls) == (1, 0, 0)
     track = catalog.track(before)
-    assert track.tags.title == "New Title" and track.tags.genre == ["Jazz"]
+    assert track.tags.title == "New Title" and track.tags.genre == ("Jazz",)
 
 
 def test_moved_and_renamed_files_keep_their_id_and_analysis(catalog, library):

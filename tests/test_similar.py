@@ -7,8 +7,8 @@ import pytest
 from typer.testing import CliRunner
 
 from simlib import api, audio, example_library
+from simlib.catalog import read_tags
 from simlib.cli import app
-from simlib.tags import read_tags
 
 runner = CliRunner()
 
@@ -41,10 +41,10 @@ def test_exclusion_flags(indexed, example_lib):
     tags = read_tags(query)
     [by_artist] = api.similar([query], home=indexed, n=20, exclude_artist=True)
     assert len(by_artist.results) == 20  # 24 tracks - 4 of this artist
-    assert all(r["artist"] != tags.artist for r in by_artist.results)
+    assert all(r.track.tags.artist != tags.artist for r in by_artist.results)
     [by_album] = api.similar([query], home=indexed, n=30, exclude_album=True)
     assert len(by_album.results) == 22
-    assert all(r["album"] != tags.album for r in by_album.results)
+    assert all(r.track.tags.album != tags.album for r in by_album.results)
 
 
 def test_a_file_outside_the_library_is_embedded_on_the_fly(indexed, example_lib, tmp_path):
@@ -53,8 +53,8 @@ def test_a_file_outside_the_library_is_embedded_on_the_fly(indexed, example_lib,
     shutil.copy2(source, outside)
     [inside] = api.similar([source], home=indexed, n=5)
     [copy] = api.similar([outside], home=indexed, n=5)
-    assert [r["path"] for r in copy.results] == [r["path"] for r in inside.results]
-    assert str(source) not in {r["path"] for r in copy.results}  # same audio: excluded
+    assert [r.track.path for r in copy.results] == [r.track.path for r in inside.results]
+    assert str(source) not in {r.track.path for r in copy.results}  # same audio: excluded
 
 
 def test_a_reencoded_copy_finds_its_original_first(indexed, example_lib, tmp_path):
@@ -63,14 +63,14 @@ def test_a_reencoded_copy_finds_its_original_first(indexed, example_lib, tmp_pat
         copy = tmp_path / f"{source.stem}.mp3"
         example_library.encode(copy, audio.decode(source), audio.ANALYSIS_RATE_HZ)
         [result] = api.similar([copy], home=indexed, n=3)
-        assert result.results[0]["path"] == str(source)
+        assert result.results[0].track.path == str(source)
 
 
 def test_blend_gives_one_list_without_any_seed(indexed, example_lib):
     seeds = sorted(example_lib.rglob("*.m4a"))[:3]
     [blended] = api.similar(seeds, home=indexed, n=10, blend=True)
     assert len(blended.results) == 10
-    assert not {str(s) for s in seeds} & {r["path"] for r in blended.results}
+    assert not {str(s) for s in seeds} & {r.track.path for r in blended.results}
 
 
 def test_bad_input_gets_an_error_and_the_others_are_answered(indexed, example_lib, tmp_path):
@@ -78,5 +78,5 @@ def test_bad_input_gets_an_error_and_the_others_are_answered(indexed, example_li
     text.write_text("not audio")
     good = sorted(example_lib.rglob("*.wav"))[0]
     results = api.similar([text, good], home=indexed, n=3)
-    assert results[0].error and results[0].results == []
+    assert results[0].error and results[0].results == ()
     assert results[1].error is None and len(results[1].results) == 3

@@ -9,20 +9,20 @@ import numpy as np
 import pytest
 import torch
 
+from simlib import weights
 from simlib.audio import ANALYSIS_RATE_HZ
-from simlib.features import LOG_FLOOR, N_MELS, log_mel
-from simlib.models.similarity_encoder import EncoderConfig, SimilarityEncoder
-from simlib.similarity import (
+from simlib.audio.features import LOG_FLOOR, N_MELS, log_mel
+from simlib.similar.encoder import EncoderConfig, SimilarityEncoder
+from simlib.similar.model import (
     CROP_FRAMES,
     N_CROPS,
-    WEIGHTS_PATH,
     SimilarityModel,
     crop_starts,
     crops,
     save_weights,
 )
-from simlib.tags import Tags
-from simlib.train.similarity_trainer import Progress, TrainConfig, train_similarity
+from simlib.train.similarity import TrainConfig, TrainingUpdate, train_similarity
+from simlib.types import Tags
 
 TINY = EncoderConfig(channels=(4, 8), hidden=16, dim=8)
 
@@ -97,16 +97,13 @@ def test_an_ensemble_scores_the_mean_of_its_members_cosines(tmp_path: Path) -> N
     np.testing.assert_allclose(joint @ joint.T, mean_cosine, atol=1e-5)
 
 
-def test_weights_from_before_ensembles_load_as_one_member(tmp_path: Path) -> None:
-    encoder = SimilarityEncoder(TINY)
-    path = tmp_path / "old.pt"
-    state = encoder.state_dict()
-    torch.save(
-        {"config": TINY.as_dict(), "state_dict": state, "n_crops": N_CROPS, "crop_frames": 400},
-        path,
-    )
-    old = SimilarityModel.load(path)
-    assert len(old.encoders) == 1 and old.dim == TINY.dim and old.crop_frames == 400
+def test_weights_of_another_layout_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.pt"
+    save_weights([SimilarityEncoder(TINY)], path)
+    blob = torch.load(path, weights_only=True)
+    torch.save({**blob, "layout": 99}, path)
+    with pytest.raises(ValueError, match="layout 99"):
+        SimilarityModel.load(path)
 
 
 def test_crops_skip_silence_and_are_spread() -> None:
@@ -119,7 +116,7 @@ def test_crops_skip_silence_and_are_spread() -> None:
 
 
 def test_shipped_weights_load_and_are_small() -> None:
-    assert WEIGHTS_PATH.stat().st_size <= 10 * 2**20
+    assert weights.shipped_path("similarity").stat().st_size <= 10 * 2**20
     shipped = SimilarityModel.load()
     assert np.isfinite(shipped.embed(log_mel(_tone(5.0, 330.0, 2)))).all()
 
@@ -137,7 +134,7 @@ def tracks(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, Tags | 
     return out
 
 
-def _train(tracks, out: Path, epochs: int, progress=None, loss: str = "contrastive", init=None):
+def _train(tracks, out: Path, epochs: int, progress=None, init=None):
     return train_similarity(
         tracks,
         out,
@@ -145,17 +142,16 @@ def _train(tracks, out: Path, epochs: int, progress=None, loss: str = "contrasti
         seed=1,
         val_fraction=0.2,
         init_weights=init,
-        config=TrainConfig(loss=loss, batch_pairs=16, learning_rate=5e-3, val_every=1),
+        config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=1),
         architecture=TINY,
         progress=progress,
     )
 
 
-@pytest.mark.parametrize("loss", ["contrastive", "triplet", "batch"])
-def test_training_lowers_the_loss(tracks, tmp_path: Path, loss: str) -> None:
+def test_training_lowers_the_loss(tracks, tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    seen: list[Progress] = []
-    metrics = _train(tracks, tmp_path / "sim.pt", epochs=6, progress=seen.append, loss=loss)
+    seen: list[TrainingUpdate] = []
+    metrics = _train(tracks, tmp_path / "sim.pt", epochs=6, progress=seen.append)
     assert seen[-1].loss < seen[0].loss
     assert all(p.pairs_per_s > 0 and p.eta_s >= 0 for p in seen)
     assert metrics.n_train + metrics.n_val == 13 and metrics.n_val >= 1
@@ -165,7 +161,7 @@ def test_training_lowers_the_loss(tracks, tmp_path: Path, loss: str) -> None:
 
 def test_an_ensemble_trains_each_member_from_its_own_seed(tracks, tmp_path: Path) -> None:
     torch.set_num_threads(1)
-    seen: list[Progress] = []
+    seen: list[TrainingUpdate] = []
     pair = train_similarity(
         tracks,
         tmp_path / "pair.pt",
@@ -206,7 +202,7 @@ def test_training_resumes_after_interrupt(tracks, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     whole = _train(tracks, tmp_path / "whole.pt", epochs=2)
 
-    def interrupt(p: Progress) -> None:
+    def interrupt(p: TrainingUpdate) -> None:
         if p.epoch == 1:
             raise KeyboardInterrupt
 
@@ -228,7 +224,7 @@ def test_fine_tuning_starts_from_the_given_weights(tracks, tmp_path: Path) -> No
 
 
 def test_training_crops_mask_runs_of_bands_and_frames_at_the_mean_level() -> None:
-    from simlib.train.similarity_trainer import TrackData, _random_crops
+    from simlib.train.similarity import TrackData, _random_crops
 
     rng = np.random.default_rng(0)
     windows = rng.uniform(-3.0, 3.0, (2, CROP_FRAMES + 30, N_MELS)).astype(np.float16)

@@ -10,16 +10,17 @@ import pytest
 import torch
 
 from simlib import audio, example_library
-from simlib.augment import change_speed
-from simlib.matching import Alignment, Calibration
-from simlib.source_check import (
+from simlib.identify.policy import Calibration, Policy
+from simlib.identify.source_check import (
     ClipSpectrum,
-    check_sources,
+    check,
     coincidence_z,
     pass_correlation,
     source_z,
     track_excerpt,
 )
+from simlib.identify.verify import Alignment
+from simlib.train.augment import change_speed
 
 CALIBRATION = Calibration((10.0, 0.27), (5.0, 0.3, -3.5))
 
@@ -78,12 +79,14 @@ def test_only_likely_doubtful_alignments_with_files_are_checked(album) -> None:
         Alignment(1, 2.0, 0.6, 1.0, 20, margin=0.4),  # no file
         Alignment(2, 2.0, 0.1, 1.0, 3, margin=-0.2),  # below the floor
         Alignment(3, 2.0, 0.9, 1.0, 20, margin=0.6),  # trusted: no check can change it
-        Alignment(4, 2.0, 0.9, 1.0, 20, margin=0.6, repeats=[5.0]),  # checked: which pass?
+        Alignment(4, 2.0, 0.9, 1.0, 20, margin=0.6, repeats=(5.0,)),  # checked: which pass?
         Alignment(5, 2.0, 0.6, 1.0, 20, margin=0.4),  # past the limit
     ]
-    check_sources(found, clip, lambda t: None if t == 1 else source, CALIBRATION, limit=2)
-    assert [a.source_z is not None for a in found] == [True, False, False, False, True, False]
-    assert found[0].source_z > 6 and found[4].offset_s == 2.0
+    policy = Policy(CALIBRATION, top=2)
+    evidence = check(tuple(found), clip, lambda t: None if t == 1 else source, policy)
+    assert [e.alignment for e in evidence] == found
+    assert [e.source_z is not None for e in evidence] == [True, False, False, False, True, False]
+    assert evidence[0].source_z > 6 and evidence[4].offset_s == 2.0
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +108,10 @@ def test_an_alignment_moves_to_the_pass_that_correlates_best(loop_track, pass_s)
     clip = audio.decode(loop_track, pass_s, 4.0)
     for heard in (clip, noisy(clip, snr_db=5), change_speed(torch.from_numpy(clip), 1.02).numpy()):
         other_pass = 8.0 - pass_s
-        aligned = Alignment(0, other_pass, 0.6, 1.0, 20, margin=0.5, repeats=[pass_s])
-        check_sources([aligned], heard, lambda _: loop_track, CALIBRATION, limit=1)
-        assert aligned.offset_s == pass_s and aligned.source_z > 6
+        aligned = Alignment(0, other_pass, 0.6, 1.0, 20, margin=0.5, repeats=(pass_s,))
+        [evidence] = check((aligned,), heard, lambda _: loop_track, Policy(CALIBRATION, top=1))
+        assert evidence.offset_s == pass_s and evidence.source_z > 6
+        assert aligned.offset_s == other_pass  # the alignment itself is left as it was
 
 
 def test_pass_correlation_peaks_at_the_alignment(loop_track) -> None:
@@ -153,10 +157,7 @@ def test_pass_correlation_hears_the_notes_not_only_the_rhythm(blips_track) -> No
 
 
 def test_confidence_uses_the_check_where_there_is_one() -> None:
-    aligned = Alignment(0, 1.0, 0.5, 1.0, 9, margin=0.3)
-    margin_only = CALIBRATION.confidence(aligned)
+    margin_only = CALIBRATION.confidence(0.3, None)
     assert margin_only == CALIBRATION.from_margin(0.3)
-    aligned.source_z = 20.0
-    assert CALIBRATION.confidence(aligned) > max(margin_only, 0.9)
-    aligned.source_z = 1.0
-    assert CALIBRATION.confidence(aligned) < min(margin_only, 0.2)
+    assert CALIBRATION.confidence(0.3, 20.0) > max(margin_only, 0.9)
+    assert CALIBRATION.confidence(0.3, 1.0) < min(margin_only, 0.2)

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from simlib import example_library
-from simlib.tags import Tags, from_filename, read_tags
+from simlib.catalog.tags import from_filename, read_tags
+from simlib.types import Tags
 
 
 @pytest.mark.parametrize("fmt", list(example_library.FORMATS))
@@ -26,7 +27,7 @@ def test_multi_valued_genre_bpm_and_mood(library):
         path, {"genre": ["Ambient; Drone", "Electronic"], "bpm": "128", "mood": "calm"}
     )
     tags = read_tags(path)
-    assert tags.genre == ["Ambient", "Drone", "Electronic"]
+    assert tags.genre == ("Ambient", "Drone", "Electronic")
     assert tags.bpm == 128.0
     assert tags.mood == "calm"
 

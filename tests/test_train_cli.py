@@ -8,21 +8,21 @@ from typer.testing import CliRunner
 
 from simlib import api
 from simlib.cli import app
-from simlib.embedders import FINGERPRINT, SIMILARITY, local_weights
+from simlib.weights import local_path as local_weights
 
 runner = CliRunner()
 
 
 def test_train_similarity_saves_local_weights_and_reembeds(home, library):
     api.scan([library], workers=1)
-    before = api.open_catalog().index_info(SIMILARITY)["model_version"]
+    before = api.open_catalog().index_info("similarity")["model_version"]
     result = runner.invoke(app, ["train", "similarity", "--minutes", "0.05", "--json"])
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["steps"] > 0 and np.isfinite(metrics["train_loss"])
-    assert local_weights(home, SIMILARITY).is_file()
+    assert local_weights(home, "similarity").is_file()
     assert metrics["rescan"]["analysed"] == 24  # the whole library, with the new weights
-    after = api.open_catalog().index_info(SIMILARITY)["model_version"]
+    after = api.open_catalog().index_info("similarity")["model_version"]
     assert after != before
     [similar] = api.similar([next(library.rglob("*.flac"))], n=3)
     assert len(similar.results) == 3
@@ -40,7 +40,7 @@ def test_train_fingerprint_with_a_noise_folder(home, library, tmp_path):
         app, ["train", "fingerprint", "--minutes", "0.05", "--noise", str(noise), "--json"]
     )
     assert result.exit_code == 0, result.output
-    assert local_weights(home, FINGERPRINT).is_file()
+    assert local_weights(home, "fingerprint").is_file()
     assert json.loads(result.stdout)["rescan"]["analysed"] == 24
 
 

@@ -17,7 +17,7 @@ from conftest import MeanMel
 
 from simlib import audio, example_library
 from simlib.catalog import Catalog
-from simlib.watch import Watcher, WatchSettings
+from simlib.library.watch import Watcher, WatchSettings
 
 FAST = WatchSettings(settle_s=0.4, closed_settle_s=0.1, quiet_s=0.5, tick_s=0.05, batch_size=8)
 

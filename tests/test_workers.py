@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from simlib.workers import WorkerCrash, WorkerPool
+from simlib.library.workers import WorkerCrash, WorkerPool
 
 
 def double_or_die(context, item):

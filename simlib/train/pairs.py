@@ -1,4 +1,4 @@
-"""Weak similarity labels from tags, and the pairs/triplets the similarity model trains on.
+"""Weak similarity labels from tags, and the pairs the similarity model trains on.
 
 Two tracks are similar in proportion to what their tags share (artist, album
 artist, album, genres, decade, BPM range, mood). For each tagged reference
@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from simlib.tags import Tags
+from simlib.types import Tags
 
 UNKNOWN_NAMES = frozenset({"", "unknown", "unknown artist", "various artists", "various"})
 """Tag values that say nothing and never count as shared."""
@@ -153,17 +153,3 @@ def mine_pairs(
             for j in rng.choice(pick, size=count, replace=False):
                 pairs.append(Pair(int(i), int(j), positive, float(sim[i, j])))
     return pairs
-
-
-def triplets(pairs: list[Pair]) -> list[tuple[int, int, int, float, float]]:
-    """(anchor, positive, negative, sim_pos, sim_neg) from `mine_pairs` output, per reference."""
-    by_ref: dict[int, tuple[list[Pair], list[Pair]]] = {}
-    for p in pairs:
-        by_ref.setdefault(p.a, ([], []))[0 if p.positive else 1].append(p)
-    out = []
-    for a, (pos, neg) in by_ref.items():
-        for k, p in enumerate(pos):
-            if neg:
-                n = neg[k % len(neg)]
-                out.append((a, p.b, n.b, p.similarity, n.similarity))
-    return out

@@ -120,9 +120,9 @@ class SimlibPlugin(BeetsPlugin):
             if result.error:
                 self._log.warning("{}: {}", file_path(item), result.error)
             found = [
-                (r["score"], match)
+                (r.score, match)
                 for r in result.results
-                if (match := self.item_at(lib, catalog, r["path"])) is not None
+                if (match := self.item_at(lib, catalog, r.track.path)) is not None
             ]
             if len(found) >= count or len(result.results) < n:
                 return found[:count]
@@ -151,11 +151,12 @@ class SimlibPlugin(BeetsPlugin):
                 elif match is None:
                     ui.print_(f"{result.query}: no match")
                 else:
-                    item = self.item_at(lib, catalog, match["path"])
-                    what = format(item) if item else f"{match['path']} (not in the beets library)"
+                    path = match.track.path
+                    item = self.item_at(lib, catalog, path)
+                    what = format(item) if item else f"{path} (not in the beets library)"
                     ui.print_(
-                        f"{result.query}: {what}  at {match['offset_s']:.1f} s, "
-                        f"confidence {match['confidence']:.2f}"
+                        f"{result.query}: {what}  at {match.offset_s:.1f} s, "
+                        f"confidence {match.confidence:.2f}"
                     )
         except SimlibError as error:
             raise ui.UserError(str(error)) from error

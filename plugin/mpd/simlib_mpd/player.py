@@ -198,7 +198,7 @@ class Dj:
         except SimlibError as error:
             log.error("%s", error)
             return []
-        return [r["path"] for r in result.results]
+        return [r.track.path for r in result.results]
 
     def _name(self, path: str) -> str:
         """How the log names a song: its URI."""
@@ -278,12 +278,13 @@ class Dj:
             if result.error:
                 log.warning("%s", result.error)
             candidates = []
-            for item in result.results:
-                uri = self.music.uri(item["path"])
-                if uri is None or item["path"] in self.unplayable:
-                    log.debug("not queueable (outside the music directory): %s", item["path"])
+            for found in result.results:
+                path = found.track.path
+                uri = self.music.uri(path)
+                if uri is None or path in self.unplayable:
+                    log.debug("not queueable (outside the music directory): %s", path)
                     continue
-                candidates.append(Candidate(item["path"], uri, item["artist"], item["score"]))
+                candidates.append(Candidate(path, uri, found.track.tags.artist, found.score))
             selection = self.radio.choose(queue, candidates, wanted)
             if len(selection.picks) == wanted or len(result.results) < n:
                 return selection

@@ -1,0 +1,20 @@
+"""The catalog: one SQLite file per home with every track's tags and analysis, the record
+of the index builds, and the lock that lets one writer at a time change it."""
+
+from simlib.catalog.builds import AddedSince, Found, IndexBuild, current_build
+from simlib.catalog.lock import writer_lock
+from simlib.catalog.store import Catalog, FileState, KnownTrack
+from simlib.catalog.tags import from_filename, read_tags
+
+__all__ = [
+    "AddedSince",
+    "Catalog",
+    "FileState",
+    "Found",
+    "IndexBuild",
+    "KnownTrack",
+    "current_build",
+    "from_filename",
+    "read_tags",
+    "writer_lock",
+]

@@ -1,0 +1,122 @@
+"""The last stage of a clip's identification, and every threshold and count it follows.
+
+`Policy` has one default per threshold; the weights in use may set any of them (their
+calibrations always), `config.toml` and command-line flags override them (`override`).
+`decide` turns the checked alignments into the answer: those that keep time with their
+track and whose calibrated confidence reaches `min_confidence`, most confident first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+from simlib.identify.source_check import Evidence
+
+
+def _logistic(logit: float) -> float:
+    return 1.0 / (1.0 + math.exp(-min(max(logit, -700.0), 700.0)))  # exp overflows past 709
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic maps from an alignment's evidence to the probability that it is right,
+    fitted by `benchmarks/identify.py --calibrate` and stored with the weights."""
+
+    margin: tuple[float, float]
+    """(slope, midpoint) on the vector margin alone."""
+    with_source: tuple[float, float, float]
+    """(weight of the margin, weight of the source check's z, bias) for checked alignments."""
+
+    def from_margin(self, margin: float) -> float:
+        slope, mid = self.margin
+        return _logistic(slope * (margin - mid))
+
+    def confidence(self, margin: float, source_z: float | None) -> float:
+        """0..1, from the margin and the source check's z where there is one."""
+        if source_z is None:
+            return self.from_margin(margin)
+        w_margin, w_source, bias = self.with_source
+        return _logistic(w_margin * margin + w_source * source_z + bias)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Every threshold and count of an identification, each with its one default."""
+
+    calibration: Calibration
+    min_confidence: float = 0.5
+    """Matches below this confidence are not reported: below it the answer is no match."""
+    top: int = 5
+    """Matches reported per clip, and alignments checked against their track's audio."""
+    shortlist: int = 5
+    """Candidate tracks verified per clip (at least `top`)."""
+    neighbours: int = 50
+    """Nearest database segments fetched per query segment."""
+    search_k: int = 10_000
+    """Annoy nodes inspected per query segment; recall at 10,000 tracks needs about this."""
+    check_floor: float = 0.2
+    """Alignments whose confidence from the margin alone is below this are not checked
+    against their track's audio (a check decodes audio; lower floors answered the same)."""
+    trusted_margin: float = 0.5
+    """Alignments with a margin of at least this and no other pass are not checked either:
+    no wrong track's and no unknown clip's best alignment reached 0.4 on calibration clips."""
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> Policy:
+        """The policy a weights file's settings give: its calibrations, and any threshold
+        it sets."""
+        calibration = Calibration(
+            tuple(settings["calibration"]), tuple(settings["source_calibration"])
+        )
+        known = {f.name for f in fields(cls)} - {"calibration"}
+        return cls(calibration, **{k: v for k, v in settings.items() if k in known})
+
+    def settings(self) -> dict:
+        """The calibrations as a weights file stores them."""
+        return {
+            "calibration": list(self.calibration.margin),
+            "source_calibration": list(self.calibration.with_source),
+        }
+
+    def override(self, **values: object) -> Policy:
+        """This policy with every value that is not None replaced."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+    @property
+    def verified(self) -> int:
+        """Candidates verified per clip."""
+        return max(self.top, self.shortlist)
+
+
+@dataclass(frozen=True)
+class Match:
+    """A library track found in a clip, and where: track time = clip time + offset_s."""
+
+    track_id: int
+    offset_s: float
+    confidence: float
+    """Calibrated 0..1: the probability that this is the right track."""
+    votes: int
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer for one clip, and the evidence it was decided on."""
+
+    matches: tuple[Match, ...]
+    """Most confident first; empty means no match."""
+    evidence: tuple[Evidence, ...]
+
+
+def decide(evidence: tuple[Evidence, ...], policy: Policy) -> Decision:
+    """The alignments that keep time with their track and reach `policy.min_confidence`,
+    most confident first (at most `policy.top`)."""
+    matches = []
+    for checked in evidence:
+        aligned = checked.alignment
+        confidence = policy.calibration.confidence(aligned.margin, checked.source_z)
+        if aligned.keeps_time() and confidence >= policy.min_confidence:
+            matches.append(Match(aligned.track_id, checked.offset_s, confidence, aligned.votes))
+    matches.sort(key=lambda m: m.confidence, reverse=True)
+    return Decision(tuple(matches[: policy.top]), evidence)

@@ -1,0 +1,136 @@
+"""A clip's identification end to end: samples -> segments -> hits -> candidates ->
+alignments -> evidence -> decision, each stage returning a new frozen value.
+
+`ClipMatcher` is the path apart from where tracks are kept (a benchmark gives it
+in-memory segments); `Identifier` runs it over the catalog and its index. Tracks deleted
+from the catalog since the index was built are dropped from the answers, and tracks
+analysed since are searched exactly, so answers are current before the index is rebuilt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from simlib import audio, weights
+from simlib.audio.features import log_mel
+from simlib.catalog import AddedSince, Catalog, current_build
+from simlib.identify.index import FingerprintIndex
+from simlib.identify.model import FingerprintModel, torch_threads
+from simlib.identify.policy import Decision, Policy, decide
+from simlib.identify.source_check import check
+from simlib.identify.verify import align
+from simlib.identify.vote import Hits, candidates
+from simlib.types import QueryResult, Segments, Track
+
+MODEL = weights.FINGERPRINT.name
+"""The catalog's name for fingerprint segments and their index."""
+
+
+@dataclass(frozen=True)
+class ClipMatcher:
+    """The query path over an open index. `track_segments(track_id)` gives a track's
+    stored fingerprints and `path_of(track_id)` its audio file, each None for a track gone
+    from the library; `added` holds tracks analysed after the index build."""
+
+    model: FingerprintModel
+    index: FingerprintIndex
+    track_segments: Callable[[int], Segments | None]
+    path_of: Callable[[int], Path | None]
+    policy: Policy
+    added: AddedSince = AddedSince.empty()
+
+    def decide(self, samples: np.ndarray) -> Decision:
+        """The decision on a 16 kHz mono clip."""
+        with torch_threads(1):  # a clip's few segments are no faster on two threads
+            segments = self.model.embed(log_mel(samples), self.model.query_hop_s)
+        policy, hop_s = self.policy, self.model.db_hop_s
+        found = self.index.search(segments.vectors, policy.neighbours, policy.search_k)
+        found = self.added.merge(found, segments.vectors, policy.neighbours)
+        shortlist = candidates(Hits.of(found, segments), hop_s, limit=policy.verified)
+        aligned = align(shortlist, segments, self.track_segments, hop_s)
+        return decide(check(aligned, samples, self.path_of, policy), policy)
+
+
+@dataclass(frozen=True)
+class TrackMatch:
+    """A library track found in a clip, where, and how sure."""
+
+    track: Track
+    offset_s: float
+    """Where the clip starts in the track, seconds."""
+    confidence: float
+
+    def as_dict(self) -> dict:
+        return {
+            **self.track.summary(),
+            "offset_s": round(self.offset_s, 2) + 0.0,  # no "-0.0"
+            "confidence": round(self.confidence, 4),
+        }
+
+
+@dataclass(frozen=True)
+class IdentifyResult(QueryResult):
+    """The answer for one clip: its candidates, most confident first (none: no match)."""
+
+    candidates: tuple[TrackMatch, ...] = ()
+
+    @property
+    def match(self) -> TrackMatch | None:
+        return self.candidates[0] if self.candidates else None
+
+    def payload(self) -> dict:
+        return {
+            "match": self.match.as_dict() if self.match else None,
+            "candidates": [c.as_dict() for c in self.candidates],
+        }
+
+
+Clip = tuple[str, audio.AudioSource]
+"""A clip as the user named it, and where to read it from."""
+
+
+class Identifier:
+    """The catalog's index and a model, reused for every clip of a call."""
+
+    def __init__(self, catalog: Catalog, model: FingerprintModel, policy: Policy) -> None:
+        build = current_build(catalog, MODEL, model.version)
+        self.catalog = catalog
+        self.matcher = ClipMatcher(
+            model,
+            FingerprintIndex.open(build.path),
+            lambda track_id: catalog.track_segments(track_id, MODEL),
+            self.path_of,
+            policy,
+            AddedSince.segments(catalog, MODEL, build),
+        )
+
+    def path_of(self, track_id: int) -> Path | None:
+        """The audio file of a catalogued track, None if it is gone."""
+        track = self.catalog.track(track_id)
+        return Path(track.path) if track is not None else None
+
+    def identify(self, clip: Clip) -> IdentifyResult:
+        name, source = clip
+        try:
+            decision = self.matcher.decide(audio.decode(source))
+        except (audio.DecodeError, OSError) as error:
+            return IdentifyResult(name, error=audio.reason(error))
+        tracks = self.catalog.tracks(m.track_id for m in decision.matches)
+        found = tuple(
+            TrackMatch(tracks[m.track_id], m.offset_s, m.confidence)
+            for m in decision.matches
+            if m.track_id in tracks
+        )
+        return IdentifyResult(name, candidates=found)
+
+
+def identify_clips(
+    catalog: Catalog, model: FingerprintModel, policy: Policy, clips: Iterable[Clip]
+) -> list[IdentifyResult]:
+    """Identify every clip in order; a clip that cannot be read gets its `error`."""
+    identifier = Identifier(catalog, model, policy)
+    return [identifier.identify(clip) for clip in clips]

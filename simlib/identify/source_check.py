@@ -1,0 +1,300 @@
+"""Check an alignment against the library track's own audio: spectral-peak coincidence.
+
+The fingerprint vectors summarise a second of audio each, so two tracks with the same
+instruments and tempo can align well although different notes are played (a 5 s clip of
+one ambient pad found in another). The track's file is at hand, so a candidate
+(track, offset) is checked at the source: the local maxima of the clip's spectrogram
+(250-4000 Hz, 16 ms frames) should land on the track's own peaks at the aligned time, and
+clearly more often there than a fraction of a second off. The statistic is a z-score of
+the coincidence rate at the alignment (within NEAR_S, best of playback speeds SPEEDS)
+against the rates at the other lags within PAD_S: chance coincidences of similar-sounding
+audio do not peak at one lag, and noise that buries most of the clip's peaks lowers the
+rate at every lag alike.
+
+Looping music plays the same bars again, and the stored vectors fit several passes about
+as well (the alignment's repeats). The passes are told apart by how well the clip's
+spectrogram correlates with each pass's: it follows every note's level, so it sees a
+changed voice or a fill that hardly moves the peaks. That spectrogram has longer windows
+(PASS_WINDOW_S), so it resolves pitch finer and depends less on where the frames fall.
+Which alignments are checked is the policy's (`simlib.identify.policy`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from simlib import audio
+from simlib.identify.verify import Alignment
+
+if TYPE_CHECKING:
+    from simlib.identify.policy import Policy
+
+WINDOW_S, FRAME_S = 0.064, 0.016
+"""Spectrogram window and frame spacing, seconds (1024 and 256 samples at 16 kHz)."""
+FRAME_RATE_HZ = 1.0 / FRAME_S
+TRACK_RATE_HZ = 8000
+"""The track is decoded at this rate: the band ends at its Nyquist frequency, and
+resampling to it costs less than to 16 kHz. Same window and frames in seconds, so the
+same frequency bins as the clip's."""
+BAND_HZ = (250.0, 4000.0)
+"""Frequencies whose peaks count: what a phone microphone and a small speaker keep."""
+PEAK_SIZE = 7
+"""A peak is the largest value in its PEAK_SIZE x PEAK_SIZE (bins x frames) neighbourhood."""
+BACKGROUND_SIZE = (9, 31)
+"""Neighbourhood (bins, frames) whose mean log magnitude a peak must exceed..."""
+PEAK_CONTRAST = 1.0
+"""...by this much (natural log of magnitude, ~8.7 dB)."""
+CLIP_PEAKS_PER_S, TRACK_PEAKS_PER_S = 100, 40
+"""The strongest peaks kept per second. More in the clip than in the track, so that the
+music's peaks are among the clip's when speech or noise brings peaks of its own."""
+SPEEDS = (0.98, 0.99, 1.0, 1.01, 1.02)
+"""Playback speeds of the clip relative to the track tried (time and frequency scaled)."""
+PAD_S = 0.75
+"""Track audio decoded on each side of the aligned clip: the lags compared, seconds."""
+NEAR_S = 0.2
+"""Lags within this of the alignment count as the alignment, seconds."""
+PASS_WINDOW_S = 0.128
+"""Spectrogram window when correlating a clip with the passes of a loop, seconds (same
+frames): finer pitch than WINDOW_S, and less dependence on where the frames fall."""
+PASS_SPEEDS = (0.98, 1.0, 1.02)
+"""Playback speeds tried when correlating spectrograms to choose a pass."""
+
+
+def _max_filter(values: np.ndarray, size: int) -> np.ndarray:
+    """Maximum over each `size` x `size` neighbourhood (odd `size`; outside counts as -inf)."""
+    out = values
+    for _ in range(2):  # rows, then (transposed) columns
+        out = out.T
+        n, half = out.shape[0], size // 2
+        padded = np.pad(out, ((half, half), (0, 0)), constant_values=-np.inf)
+        result = padded[:n].copy()
+        for shift in range(1, size):
+            np.maximum(result, padded[shift : shift + n], out=result)
+        out = result
+    return out
+
+
+def _box_mean(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Mean over each `size` (rows, columns) neighbourhood, edges mirrored."""
+    out = values
+    for width in size:  # rows, then (transposed) columns
+        n, half = out.shape[0], width // 2
+        padded = np.pad(out, ((half + 1, half), (0, 0)), mode="symmetric")
+        padded[0] = 0.0
+        total = np.cumsum(padded, axis=0)
+        out = ((total[width : width + n] - total[:n]) / width).T
+    return out
+
+
+@dataclass
+class Peaks:
+    """Spectral peaks of a stretch of audio: band bin and frame of each, and the
+    (bins, frames) shape of the band's spectrogram."""
+
+    bins: np.ndarray
+    frames: np.ndarray
+    shape: tuple[int, int]
+
+
+def band_bins(window_s: float) -> tuple[int, int]:
+    """First and end FFT bin of BAND_HZ with `window_s` windows (bins 1 / window_s Hz apart)."""
+    return round(BAND_HZ[0] * window_s), round(BAND_HZ[1] * window_s)
+
+
+def band_level(
+    samples: np.ndarray, rate_hz: int = audio.ANALYSIS_RATE_HZ, window_s: float = WINDOW_S
+) -> np.ndarray:
+    """Log magnitude (natural log) spectrogram of mono `samples` at `rate_hz` with `window_s`
+    windows, the BAND_HZ bins only: (bins, frames), FRAME_S apart. Same bins at any rate of
+    8 kHz or more."""
+    x = torch.from_numpy(np.asarray(samples, dtype=np.float32))
+    n_fft, hop = round(window_s * rate_hz), round(FRAME_S * rate_hz)
+    lo, hi = band_bins(window_s)
+    window = torch.hann_window(n_fft)
+    spectrum = torch.stft(x, n_fft, hop, window=window, return_complex=True)[lo:hi].abs()
+    return np.log(spectrum.numpy() + 1e-4)
+
+
+def peaks(level: np.ndarray, per_s: int) -> Peaks:
+    """The strongest `per_s` spectral peaks per second of a `band_level` spectrogram."""
+    contrast = level - _box_mean(level, BACKGROUND_SIZE)
+    top = _max_filter(level, PEAK_SIZE)
+    bins, frames = np.nonzero((level == top) & (contrast > PEAK_CONTRAST))
+    keep = int(per_s * level.shape[1] / FRAME_RATE_HZ)
+    if bins.size > keep:
+        strongest = np.argpartition(-contrast[bins, frames], keep - 1)[:keep]
+        bins, frames = bins[strongest], frames[strongest]
+    return Peaks(bins, frames, level.shape)
+
+
+@dataclass
+class ClipSpectrum:
+    """What the checks use of a 16 kHz clip, each computed when first asked for."""
+
+    samples: np.ndarray
+
+    @property
+    def seconds(self) -> float:
+        return self.samples.size / audio.ANALYSIS_RATE_HZ
+
+    @cached_property
+    def peaks(self) -> Peaks:
+        """The clip's peaks, as `coincidence_z` compares them."""
+        return peaks(band_level(self.samples), CLIP_PEAKS_PER_S)
+
+    @cached_property
+    def pass_level(self) -> np.ndarray:
+        """Its `band_level` with PASS_WINDOW_S windows, as `level_correlation` compares it."""
+        return band_level(self.samples, window_s=PASS_WINDOW_S)
+
+
+def coincidence_z(clip: Peaks, track: Peaks, pad_s: float = PAD_S) -> float:
+    """z-score of how many of the clip's peaks fall on the track's (within one bin and one
+    frame) at the alignment, where `track` holds the track's peaks from `pad_s` before the
+    clip's start to `pad_s` after its end; 0.0 when the clip has no peaks."""
+    if clip.bins.size == 0:
+        return 0.0
+    grid = np.zeros(track.shape, dtype=np.float32)
+    grid[track.bins, track.frames] = 1.0
+    grid = _max_filter(grid, 3) > 0
+    lead = int(round(pad_s * FRAME_RATE_HZ))
+    lags = np.arange(-lead, lead + 1)
+    centre = clip.frames.mean()
+    rate = np.zeros(lags.size)
+    for speed in SPEEDS:
+        frames = np.round(centre + speed * (clip.frames - centre)).astype(int) + lead
+        bins = np.broadcast_to(np.round(clip.bins * speed).astype(int), (lags.size, frames.size))
+        at = frames[None, :] + lags[:, None]
+        inside = (at >= 0) & (at < grid.shape[1]) & (bins < grid.shape[0])
+        hit = np.zeros(at.shape, dtype=bool)
+        hit[inside] = grid[bins[inside], at[inside]]
+        rate = np.maximum(rate, hit.mean(axis=1))
+    near = np.abs(lags) <= NEAR_S * FRAME_RATE_HZ
+    other = rate[~near]
+    spread = float(other.std())
+    return float((rate[near].max() - np.median(other)) / spread) if spread > 0 else 0.0
+
+
+def level_correlation(clip: np.ndarray, track: np.ndarray, pad_s: float = PAD_S) -> float:
+    """Best Pearson correlation of a clip's `band_level` (PASS_WINDOW_S windows) with a
+    track's, where `track` runs from `pad_s` before the clip's start to `pad_s` after its
+    end: over lags within NEAR_S of the alignment and the clip played at PASS_SPEEDS (time
+    and frequency scaled)."""
+    lo = band_bins(PASS_WINDOW_S)[0]
+    n_bins, n = clip.shape
+    lead, near = round(pad_s * FRAME_RATE_HZ), int(NEAR_S * FRAME_RATE_HZ)
+    best = -1.0
+    for speed in PASS_SPEEDS:
+        # the clip resampled onto the track's grid: track (bin b, frame j) <- clip (b / speed, ...)
+        m = round(n * speed)
+        frames = np.round((n - 1) / 2 + (np.arange(m) - (m - 1) / 2) / speed).astype(int)
+        bins = np.round((np.arange(n_bins) + lo) / speed).astype(int) - lo
+        inside = (bins >= 0) & (bins < n_bins)
+        # frames x bins, so that the track under the clip at each lag is one contiguous run
+        warped = clip[bins[inside]][:, np.clip(frames, 0, n - 1)].T.ravel()
+        warped = warped - warped.mean()
+        warped /= np.linalg.norm(warped) + 1e-9
+        start = lead - (m - n) // 2  # track frame under the warped clip's first, at lag 0
+        first, last = max(start - near, 0), min(start + near + m, track.shape[1])
+        if last - first < m:
+            continue
+        excerpt = np.ascontiguousarray(track[inside, first:last].T)
+        flat, size = excerpt.ravel(), warped.size
+        width = excerpt.shape[1]
+        products = np.array(
+            [flat[at * width : at * width + size] @ warped for at in range(last - first - m + 1)]
+        )
+        total = np.concatenate([[0.0], np.cumsum(excerpt.sum(axis=1))])
+        squares = np.concatenate([[0.0], np.cumsum((excerpt * excerpt).sum(axis=1))])
+        sums, sum_squares = total[m:] - total[:-m], squares[m:] - squares[:-m]
+        spread = np.sqrt(np.maximum(sum_squares - sums * sums / size, 1e-9))
+        best = max(best, float((products / spread).max()))
+    return best
+
+
+def track_excerpt(path: Path, offset_s: float, clip_s: float) -> np.ndarray | None:
+    """The audio file `path` at TRACK_RATE_HZ from PAD_S before track time `offset_s` to
+    PAD_S after `offset_s + clip_s` (silence before the track's start or after its end);
+    None when the file cannot be read."""
+    start_s = offset_s - PAD_S
+    length = round((clip_s + 2 * PAD_S) * TRACK_RATE_HZ)
+    try:
+        track = audio.decode(path, max(start_s, 0.0), length / TRACK_RATE_HZ, TRACK_RATE_HZ)
+    except (audio.DecodeError, OSError):
+        return None
+    before = np.zeros(round(max(-start_s, 0.0) * TRACK_RATE_HZ), np.float32)
+    track = np.concatenate([before, track])[:length]
+    return np.pad(track, (0, length - track.size))
+
+
+def pass_correlation(clip: ClipSpectrum, excerpt: np.ndarray) -> float:
+    """`level_correlation` of a clip with a `track_excerpt` at one pass."""
+    return level_correlation(clip.pass_level, band_level(excerpt, TRACK_RATE_HZ, PASS_WINDOW_S))
+
+
+def source_z(clip: ClipSpectrum, excerpt: np.ndarray) -> float:
+    """`coincidence_z` of a clip with a `track_excerpt` at the alignment."""
+    return coincidence_z(clip.peaks, peaks(band_level(excerpt, TRACK_RATE_HZ), TRACK_PEAKS_PER_S))
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """An alignment and what its track's own audio says of it."""
+
+    alignment: Alignment
+    offset_s: float
+    """Where the clip lies in the track: the alignment's offset, or the pass of a loop the
+    check chose."""
+    source_z: float | None = None
+    """`coincidence_z` with the track's audio at `offset_s`; None when not checked."""
+
+
+def check(
+    alignments: tuple[Alignment, ...],
+    clip: np.ndarray,
+    path_of: Callable[[int], Path | None],
+    policy: Policy,
+) -> tuple[Evidence, ...]:
+    """Evidence for every alignment. The first `policy.top` alignments that are likely
+    (margin-only confidence at least `policy.check_floor`), not trusted (repeats, or a margin
+    below `policy.trusted_margin`) and whose track has a readable file (`path_of(track_id)`)
+    are checked: first moved to the pass of a loop whose `level_correlation` with the clip
+    is highest, then given the source z there."""
+    spectrum, checked, out = ClipSpectrum(clip), 0, []
+    for aligned in alignments:
+        evidence = None
+        if checked < policy.top and _worth_checking(aligned, policy):
+            path = path_of(aligned.track_id)
+            evidence = _check_one(aligned, path, spectrum) if path is not None else None
+        checked += evidence is not None
+        out.append(evidence or Evidence(aligned, aligned.offset_s))
+    return tuple(out)
+
+
+def _worth_checking(aligned: Alignment, policy: Policy) -> bool:
+    if policy.calibration.from_margin(aligned.margin) < policy.check_floor:
+        return False
+    return aligned.margin < policy.trusted_margin or bool(aligned.repeats)
+
+
+def _check_one(aligned: Alignment, path: Path, spectrum: ClipSpectrum) -> Evidence | None:
+    """The alignment checked at its best pass; None when the file cannot be read."""
+    excerpt = track_excerpt(path, aligned.offset_s, spectrum.seconds)
+    if excerpt is None:
+        return None
+    offset_s = aligned.offset_s
+    if aligned.repeats:
+        passes = [(offset_s, excerpt)]
+        passes += [(o, track_excerpt(path, o, spectrum.seconds)) for o in aligned.repeats]
+        offset_s, excerpt = max(
+            ((o, x) for o, x in passes if x is not None),
+            key=lambda at: pass_correlation(spectrum, at[1]),
+        )
+    return Evidence(aligned, offset_s, source_z(spectrum, excerpt))

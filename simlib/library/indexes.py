@@ -1,0 +1,62 @@
+"""Rebuild the Annoy indexes from the catalog when they are stale.
+
+Each analysis stage has one index under `$SIMLIB_HOME/indexes/`. It is rebuilt when the
+catalog's generation or the model version differs from what its build holds, and the
+build is recorded in the catalog's `indexes` table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from simlib.catalog import Catalog
+from simlib.config import INDEX_DIR_NAME
+from simlib.identify import index as segment_index
+from simlib.library.pipeline import StageSpec
+from simlib.similar import index as track_index
+
+
+def index_path(catalog: Catalog, stage: StageSpec) -> Path:
+    """A track index is one Annoy file; a segment index is a folder of builds."""
+    folder = catalog.home / INDEX_DIR_NAME
+    return folder / (stage.name if stage.kind == "segments" else f"{stage.name}.ann")
+
+
+def is_fresh(catalog: Catalog, stage: StageSpec) -> bool:
+    info = catalog.index_info(stage.name)
+    return bool(
+        info
+        and info["generation"] == catalog.generation
+        and info["model_version"] == stage.version
+        and Path(info["path"]).exists()
+    )
+
+
+def rebuild_indexes(
+    catalog: Catalog,
+    stages: list[StageSpec],
+    progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
+) -> list[str]:
+    """Rebuild every stale index; return the names rebuilt."""
+    stale = [e for e in stages if force or not is_fresh(catalog, e)]
+    for done, stage in enumerate(stale):
+        if progress:
+            progress(done, len(stale))
+        generation = catalog.generation
+        path = index_path(catalog, stage)
+        if stage.kind == "segments":
+            stats = segment_index.build(path, catalog.segments(stage.name), **stage.index_params)
+            dim, items, tracks = stage.index_params["dim"], stats.items, stats.tracks
+            size = stats.bytes
+        else:
+            ids, vectors = catalog.vectors(stage.name)
+            track_index.build(path, ids, vectors)
+            dim = vectors.shape[1] if len(ids) else 0
+            items = tracks = len(ids)
+            size = path.stat().st_size
+        catalog.record_index(stage.name, path, stage.version, dim, items, tracks, size, generation)
+    if progress:
+        progress(len(stale), len(stale))
+    return [stage.name for stage in stale]

@@ -1,0 +1,82 @@
+"""The similarity network: a small CNN mapping one log-mel crop to a unit vector.
+
+Input (batch, frames, N_MELS) natural-log mel power as `simlib.audio.features` makes
+it; output (batch, dim) L2-normalised. Both siamese branches share this module;
+a track embedding is the normalised mean of its crop embeddings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from simlib.audio.features import N_MELS
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """Architecture of `SimilarityEncoder`; stored with the weights."""
+
+    n_mels: int = N_MELS
+    time_pool: int = 2
+    """Frames averaged before the convolutions (2: 50 frames/s, halves the cost)."""
+    channels: tuple[int, ...] = (16, 32, 64, 128)
+    hidden: int = 256
+    dim: int = 128
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "channels": list(self.channels)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> EncoderConfig:
+        return cls(**{**data, "channels": tuple(data["channels"])})
+
+
+class SimilarityEncoder(nn.Module):
+    """Time pooling, conv blocks (3x3 conv, batch norm, ReLU, 2x2 max pool), mean+std over time.
+
+    The head also sees the mean and std over time of each normalised input band,
+    a direct timbre summary the convolutional features add to.
+    """
+
+    def __init__(self, config: EncoderConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or EncoderConfig()
+        c = self.config
+        self.input_norm = nn.BatchNorm1d(c.n_mels)
+        blocks: list[nn.Module] = []
+        previous = 1
+        for width in c.channels:
+            blocks += [
+                nn.Conv2d(previous, width, 3, padding=1, bias=False),
+                nn.BatchNorm2d(width),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(2),
+            ]
+            previous = width
+        self.blocks = nn.Sequential(*blocks)
+        bands = c.n_mels // 2 ** len(c.channels)
+        self.project = nn.Sequential(
+            nn.Conv1d(previous * bands, c.hidden, 1, bias=False),
+            nn.BatchNorm1d(c.hidden),
+            nn.ReLU(inplace=True),
+        )
+        self.head = nn.Linear(2 * c.hidden + 2 * c.n_mels, c.dim)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """(batch, frames >= 16 * time_pool, n_mels) log-mel -> (batch, dim) unit vectors."""
+        x = self.input_norm(mel.transpose(1, 2))  # (B, mels, frames)
+        x = F.avg_pool1d(x, self.config.time_pool)
+        bands = _mean_std(x)
+        x = self.blocks(x.unsqueeze(1))  # (B, channels, mels', frames')
+        x = self.project(x.flatten(1, 2))  # (B, hidden, frames')
+        features = torch.cat([_mean_std(x), bands], dim=1)
+        return F.normalize(self.head(features), dim=1, eps=1e-6)
+
+
+def _mean_std(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, T) -> (B, 2C) mean and std over T; the eps keeps silent input's gradient finite."""
+    return torch.cat([x.mean(dim=2), (x.var(dim=2, unbiased=False) + 1e-5).sqrt()], dim=1)

@@ -1,0 +1,562 @@
+"""Train the similarity encoder on pairs mined from a library's tags (siamese, CPU).
+
+`train_similarity` is what `simlib train similarity` runs on a user's library:
+time- or epoch-bounded, resumable after Ctrl-C from a checkpoint next to the
+output file, optionally fine-tuning the shipped weights, with a held-out
+validation split whose metric is reported at the end. The module entry point
+reproduces the shipped weights:
+
+    python -m simlib.train.similarity --corpus ~/simlib-corpus \
+        --out simlib/weights/similarity.pt
+
+(defaults: an ensemble of 5 encoders (seeds 0 to 4) of 36 epochs each,
+at most 150 min, one torch thread; see docs/training.md and the model card).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from simlib.audio import DecodeError, decode
+from simlib.audio.features import LOG_FLOOR, log_mel
+from simlib.files import replace_atomically
+from simlib.similar.encoder import EncoderConfig, SimilarityEncoder
+from simlib.similar.index import centred_scores
+from simlib.similar.model import (
+    CROP_FRAMES,
+    N_CROPS,
+    SimilarityModel,
+    crops,
+    ensemble_vectors,
+    save_weights,
+)
+from simlib.train.corpus import library_tracks, similarity_split
+from simlib.train.pairs import (
+    SimilarityWeights,
+    mine_pairs,
+    normalise_tag,
+    similarity_matrix,
+)
+from simlib.types import Tags
+
+TRAIN_WINDOWS = 16
+"""Non-silent windows kept per track for training; training crops are cut inside them."""
+WINDOW_FRAMES = CROP_FRAMES + 200
+"""A window is one crop plus 2 s of room to jitter the crop position."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of one training run."""
+
+    margin: float = 1.0
+    """Distance between unit vectors (0..2) a fully dissimilar negative is pushed beyond."""
+    batch_pairs: int = 32
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    gain_db: float = 6.0
+    """Training crops get a random gain in +-gain_db."""
+    freq_mask: int = 0
+    """Up to this many adjacent mel bands of each training crop are masked (SpecAugment)."""
+    time_mask: int = 0
+    """Up to this many adjacent frames (10 ms) of each training crop are masked."""
+    val_every: int = 2
+    """Validate every this many epochs (and at the end)."""
+
+
+@dataclass
+class TrainingUpdate:
+    """What the progress callback receives, a few times per epoch."""
+
+    member: int
+    """Which encoder of `members` is training (0-based)."""
+    members: int
+    epoch: int
+    step: int
+    steps_per_epoch: int
+    loss: float
+    pairs_per_s: float
+    eta_s: float
+    val_tag_sim_at_10: float | None
+
+
+@dataclass
+class TrainMetrics:
+    """Result of `train_similarity`; `val_*` are over the validation tracks' top-10 neighbours.
+
+    tag_sim@10: mean tag similarity (0..1) of the 10 nearest tracks among all
+    tracks; album_p@10: share of them on the same album; `*_random` is the
+    expected value for a random ranking, for scale.
+    """
+
+    members: int
+    """Encoders trained (an ensemble if more than one); the counts below are summed over them."""
+    epochs: float
+    """Epochs per member."""
+    steps: int
+    pairs_seen: int
+    wall_s: float
+    train_loss: float
+    """Last running loss, mean over the members."""
+    best_epochs: list[int]
+    """The epoch each member's kept weights come from."""
+    n_train: int
+    n_val: int
+    val_tag_sim_at_10: float
+    val_tag_sim_random: float
+    val_album_p_at_10: float
+    val_album_p_random: float
+
+
+@dataclass
+class TrackData:
+    """Training material of one track: float16 log-mel windows and the inference crops."""
+
+    windows: np.ndarray
+    """(TRAIN_WINDOWS, WINDOW_FRAMES, N_MELS)"""
+    eval_crops: np.ndarray
+    """(N_CROPS, CROP_FRAMES, N_MELS): exactly what `SimilarityModel.embed` would see."""
+
+
+def track_data(path: Path, cache_dir: Path | None = None) -> TrackData:
+    """Decode a track once and cut its training windows and inference crops (cached if asked)."""
+    cache = None
+    if cache_dir is not None:
+        stat = path.stat()
+        key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{WINDOW_FRAMES}|{N_CROPS}"
+        cache = cache_dir / (hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + ".npz")
+        if cache.exists():
+            with np.load(cache) as saved:
+                return TrackData(saved["windows"], saved["eval_crops"])
+    mel = log_mel(decode(path))
+    data = TrackData(
+        crops(mel, TRAIN_WINDOWS, WINDOW_FRAMES).astype(np.float16),
+        crops(mel, N_CROPS, CROP_FRAMES).astype(np.float16),
+    )
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, windows=data.windows, eval_crops=data.eval_crops)
+    return data
+
+
+def _val_mask(paths: list[str], val_fraction: float) -> np.ndarray:
+    cut = round(val_fraction * 1000)
+    return np.array(
+        [
+            int(hashlib.blake2b(p.encode(), digest_size=8).hexdigest(), 16) % 1000 < cut
+            for p in paths
+        ]
+    )
+
+
+def _random_crops(
+    data: list[TrackData], indices: np.ndarray, rng: np.random.Generator, config: TrainConfig
+) -> torch.Tensor:
+    """One random training crop per index: random window, offset, gain and masks.
+
+    A mask sets a random run of bands (or frames) to the crop's mean level.
+    """
+    out = np.empty((len(indices), CROP_FRAMES, data[0].windows.shape[2]), dtype=np.float32)
+    for k, i in enumerate(indices):
+        windows = data[i].windows
+        w = rng.integers(windows.shape[0])
+        offset = rng.integers(windows.shape[1] - CROP_FRAMES + 1)
+        out[k] = windows[w, offset : offset + CROP_FRAMES]
+    gain = rng.uniform(-config.gain_db, config.gain_db, size=(len(indices), 1, 1))
+    out = np.maximum(out + (gain * math.log(10) / 10).astype(np.float32), math.log(LOG_FLOOR))
+    for axis, most in ((2, config.freq_mask), (1, config.time_mask)):
+        if most <= 0:
+            continue
+        widths = rng.integers(0, most + 1, size=len(indices))
+        starts = rng.integers(0, out.shape[axis] - widths + 1)
+        for k, (start, width) in enumerate(zip(starts, widths, strict=True)):
+            along = out[k] if axis == 1 else out[k].T  # a view with `axis` first
+            along[start : start + width] = out[k].mean()
+    return torch.from_numpy(out)
+
+
+def _batches(pairs: list, batch_pairs: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffle the epoch's positive pairs of two tracks into batches of rows (a, b), half
+    `batch_pairs` rows per batch (each row gives 4 crops: 2 of a, 2 of b)."""
+    rows = np.array([(p.a, p.b) for p in pairs if p.positive and p.a != p.b], dtype=np.int64)
+    rows = rows.reshape(-1, 2)[rng.permutation(len(rows))]
+    step = max(1, batch_pairs // 2)
+    return [rows[k : k + step] for k in range(0, len(rows), step)]
+
+
+def pair_loss(
+    encoder: SimilarityEncoder,
+    data: list[TrackData],
+    rows: np.ndarray,
+    config: TrainConfig,
+    rng: np.random.Generator,
+    sim: np.ndarray,
+) -> torch.Tensor:
+    """Loss of one batch of rows (a, b); `sim` is the training tag-similarity matrix (NaN:
+    no label). Graded contrastive terms over all crop pairs of the batch (`_batch_loss`),
+    averaged over the positives and over the negatives that violate their margin (online
+    hard-negative mining)."""
+    index = np.concatenate([rows[:, 0], rows[:, 0], rows[:, 1], rows[:, 1]])
+    vectors = encoder(_random_crops(data, index, rng, config))
+    return _batch_loss(vectors, index, sim, config.margin)
+
+
+def _batch_loss(
+    vectors: torch.Tensor, index: np.ndarray, sim: np.ndarray, margin: float, pool: int = 10
+) -> torch.Tensor:
+    """All-pairs graded contrastive loss of crops `vectors` of tracks `index`."""
+    rows = np.nan_to_num(sim[index], nan=-1.0)
+    others = rows.copy()
+    others[np.arange(len(index)), index] = -1.0
+    threshold = np.maximum(-np.sort(-others, axis=1)[:, pool - 1], 1e-6)
+    pair_sim = np.nan_to_num(sim[np.ix_(index, index)], nan=0.0)
+    same = index[:, None] == index[None, :]
+    positive = same | (pair_sim >= threshold[:, None])
+    np.fill_diagonal(positive, False)
+    negative = ~(positive | same)
+    d = (2 - 2 * vectors @ vectors.T).clamp(min=1e-9).sqrt()
+    margins = torch.from_numpy(margin * (1 - pair_sim)).float()
+    hinge = F.relu(margins - d).square() * torch.from_numpy(negative)
+    positive_t = torch.from_numpy(positive)
+    pull = (d.square() * positive_t).sum() / positive_t.sum().clamp(min=1)
+    return pull + hinge.sum() / (hinge > 0).sum().clamp(min=1)
+
+
+def embed_tracks(
+    encoders: list[SimilarityEncoder], data: list[TrackData], batch: int = 32
+) -> np.ndarray:
+    """(tracks, dim) unit vectors from the stored inference crops, as SimilarityModel embeds."""
+    out = []
+    for encoder in encoders:
+        encoder.eval()
+    with torch.inference_mode():
+        for k in range(0, len(data), batch):
+            chunk = np.stack([d.eval_crops for d in data[k : k + batch]]).astype(np.float32)
+            crops_in = torch.from_numpy(chunk.reshape(-1, *chunk.shape[2:]))
+            out.append(ensemble_vectors(encoders, crops_in, len(chunk)))
+    for encoder in encoders:
+        encoder.train()
+    return torch.cat(out).numpy()
+
+
+def neighbour_quality(
+    vectors: np.ndarray, queries: np.ndarray, sim: np.ndarray, albums: list[str | None]
+) -> tuple[float, float, float, float]:
+    """(tag_sim@10, random tag_sim, album_p@10, random album_p) for `queries` vs all tracks,
+    ranked as the track index ranks them (`track_index.centred_scores`)."""
+    scores = centred_scores(vectors)[queries]
+    scores[np.arange(len(queries)), queries] = -np.inf
+    top = np.argsort(-scores, axis=1)[:, :10]
+    n = len(vectors)
+    tag_sim, tag_random, album_p, album_random = [], [], [], []
+    for row, q in enumerate(queries):
+        others = np.delete(np.arange(n), q)
+        tag_sim.append(np.nan_to_num(sim[q, top[row]]).mean())
+        tag_random.append(np.nan_to_num(sim[q, others]).mean())
+        same = np.array([albums[j] is not None and albums[j] == albums[q] for j in range(n)])
+        album_p.append(same[top[row]].mean())
+        album_random.append(same[others].mean())
+    return tuple(
+        float(np.mean(v)) if v else 0.0 for v in (tag_sim, tag_random, album_p, album_random)
+    )
+
+
+def checkpoint_path(out_path: Path) -> Path:
+    """Where training state is kept between runs: next to the weights file."""
+    return out_path.with_name(out_path.name + ".ckpt")
+
+
+@dataclass
+class _TrainingSet:
+    """Decoded tracks with their labels, split into pair-giving and validation tracks."""
+
+    data: list[TrackData]
+    train_tags: list[Tags | None]
+    """Tags of the tracks that give pairs (None for validation and untagged tracks)."""
+    sim_train: np.ndarray
+    """Tag similarity among pair-giving tracks (NaN elsewhere)."""
+    sim_all: np.ndarray
+    queries: np.ndarray
+    """Indices of the validation tracks."""
+    albums: list[str | None]
+
+    def quality(self, encoders: list[SimilarityEncoder]) -> tuple[float, float, float, float]:
+        """`neighbour_quality` of the validation tracks embedded by `encoders`."""
+        vectors = embed_tracks(encoders, self.data)
+        return neighbour_quality(vectors, self.queries, self.sim_all, self.albums)
+
+
+def member_path(out_path: Path, member: int, members: int) -> Path:
+    """Where member `member` of an ensemble keeps its best weights (the output itself if alone)."""
+    return out_path if members == 1 else out_path.with_name(f"{out_path.name}.member{member}")
+
+
+def train_similarity(
+    tracks: list[tuple[Path, Tags | None]],
+    out_path: Path,
+    *,
+    minutes: float | None = None,
+    epochs: int | None = None,
+    seed: int = 0,
+    members: int = 1,
+    val_fraction: float = 0.15,
+    resume: bool = True,
+    init_weights: Path | None = None,
+    config: TrainConfig | None = None,
+    weights: SimilarityWeights | None = None,
+    architecture: EncoderConfig | None = None,
+    cache_dir: Path | None = None,
+    progress: Callable[[TrainingUpdate], None] | None = None,
+) -> TrainMetrics:
+    """Train (or fine-tune `init_weights`) and save the best-validating encoders to `out_path`.
+
+    `members` encoders are trained one after the other, alike but for their seeds
+    (seed, seed + 1, ...), and saved together as an ensemble; fine-tuning keeps
+    the members of `init_weights`. Each member stops after its share of
+    `minutes` of training wall time (summed over resumed runs) or `epochs`
+    epochs, whichever comes first (at least one must be given). Tracks with no
+    usable tags are embedded for validation but give no pairs; tracks that fail
+    to decode are skipped. `val_fraction` of the tracks (by a hash of their
+    path) are held out of the pairs and pick each member's best epoch.
+    `architecture` sizes new encoders. Ctrl-C saves the checkpoint of the
+    member in training (`checkpoint_path(member_path(...))`) and re-raises; the
+    next call with `resume=True` continues from it.
+    """
+    if minutes is None and epochs is None:
+        raise ValueError("give minutes or epochs")
+    config = config or TrainConfig()
+    kept_paths, kept_tags, data = [], [], []
+    for path, tags in tracks:
+        try:
+            data.append(track_data(Path(path), cache_dir))
+        except (DecodeError, OSError):
+            continue
+        kept_paths.append(str(path))
+        kept_tags.append(tags)
+    is_val = _val_mask(kept_paths, val_fraction)
+    if not is_val.any() and len(kept_paths) > 1:
+        is_val[-1] = True
+    sim_all = similarity_matrix(kept_tags, weights)
+    training_set = _TrainingSet(
+        data=data,
+        train_tags=[None if v else t for t, v in zip(kept_tags, is_val, strict=True)],
+        sim_train=np.where(is_val[:, None] | is_val[None, :], np.nan, sim_all),
+        sim_all=sim_all,
+        queries=np.flatnonzero(is_val),
+        albums=[normalise_tag(t.album) if t else None for t in kept_tags],
+    )
+    starts = SimilarityModel.load(init_weights).encoders if init_weights is not None else None
+    count = len(starts) if starts else members
+    states = []
+    for member in range(count):
+        torch.manual_seed(seed + member)
+        encoder = starts[member] if starts else SimilarityEncoder(architecture or EncoderConfig())
+        states.append(
+            _train_member(
+                encoder,
+                training_set,
+                member_path(out_path, member, count),
+                _MemberRun(member, count, seed + member, config, resume, progress),
+                budget_s=minutes * 60 / count if minutes is not None else math.inf,
+                max_epochs=epochs if epochs is not None else 10**9,
+            )
+        )
+    best = [SimilarityModel.load(member_path(out_path, m, count)).encoders[0] for m in range(count)]
+    if count > 1:
+        save_weights(best, out_path)
+    tag_sim, tag_random, album_p, album_random = training_set.quality(best)
+    return TrainMetrics(
+        members=count,
+        epochs=float(np.mean([st["epoch"] + st["step"] / st["steps_per_epoch"] for st in states])),
+        steps=sum(st["steps"] for st in states),
+        pairs_seen=sum(st["pairs"] for st in states),
+        wall_s=sum(st["elapsed_s"] for st in states),
+        train_loss=float(np.mean([st["loss"] for st in states])),
+        best_epochs=[st["best_epoch"] for st in states],
+        n_train=int(len(data) - len(training_set.queries)),
+        n_val=int(len(training_set.queries)),
+        val_tag_sim_at_10=tag_sim,
+        val_tag_sim_random=tag_random,
+        val_album_p_at_10=album_p,
+        val_album_p_random=album_random,
+    )
+
+
+@dataclass(frozen=True)
+class _MemberRun:
+    """Which member is trained, and how."""
+
+    member: int
+    members: int
+    seed: int
+    config: TrainConfig
+    resume: bool
+    progress: Callable[[TrainingUpdate], None] | None
+
+
+def _train_member(
+    encoder: SimilarityEncoder,
+    training_set: _TrainingSet,
+    out_path: Path,
+    run: _MemberRun,
+    budget_s: float,
+    max_epochs: int,
+) -> dict:
+    """Train one encoder, keeping its best-validating weights in `out_path`; returns its state."""
+    config, seed, progress = run.config, run.seed, run.progress
+    sim_train = training_set.sim_train
+    encoder.train()
+    optimizer = torch.optim.AdamW(
+        encoder.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    state = {"epoch": 0, "step": 0, "elapsed_s": 0.0, "steps": 0, "pairs": 0, "best": -1.0}
+    state.update({"best_epoch": -1, "loss": float("nan"), "val_at": -1, "steps_per_epoch": 1})
+    ckpt = checkpoint_path(out_path)
+    if run.resume and ckpt.exists():
+        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
+        encoder.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state.update(saved["state"])
+
+    def save_checkpoint() -> None:
+        payload = {
+            "model": encoder.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "state": state,
+        }
+        replace_atomically(ckpt, lambda temporary: torch.save(payload, temporary))
+
+    def validate() -> float:
+        value = training_set.quality([encoder])[0]
+        if value > state["best"]:
+            state["best"], state["best_epoch"] = value, state["epoch"]
+            save_weights([encoder], out_path)
+        state["val_at"] = state["steps"]
+        return value
+
+    started = time.monotonic() - state["elapsed_s"]
+    window_start, window_pairs, running = time.monotonic(), 0, []
+    last_val: float | None = None
+    try:
+        while state["epoch"] < max_epochs and state["elapsed_s"] < budget_s:
+            epoch = state["epoch"]
+            rng = np.random.default_rng([seed, epoch])
+            pairs = mine_pairs(training_set.train_tags, rng, similarity=sim_train)
+            if not pairs:
+                raise ValueError("no tagged tracks to mine pairs from")
+            batches = _batches(pairs, config.batch_pairs, rng)
+            state["steps_per_epoch"] = len(batches)
+            while state["step"] < len(batches):
+                step = state["step"]
+                fraction = max(
+                    state["elapsed_s"] / budget_s, (epoch + step / len(batches)) / max_epochs
+                )
+                for group in optimizer.param_groups:
+                    group["lr"] = (
+                        config.learning_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction)))
+                    )
+                step_rng = np.random.default_rng([seed, epoch, step])
+                loss = pair_loss(
+                    encoder, training_set.data, batches[step], config, step_rng, sim_train
+                )
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                running = (running + [loss.item()])[-50:]
+                state.update(step=step + 1, steps=state["steps"] + 1, loss=float(np.mean(running)))
+                state["pairs"] += len(batches[step])
+                window_pairs += len(batches[step])
+                state["elapsed_s"] = time.monotonic() - started
+                if progress and (step % 10 == 0 or step + 1 == len(batches)):
+                    rate = window_pairs / max(1e-9, time.monotonic() - window_start)
+                    left_steps = (max_epochs - epoch) * len(batches) - step - 1
+                    eta = min(budget_s - state["elapsed_s"], left_steps * config.batch_pairs / rate)
+                    eta += (run.members - run.member - 1) * (state["elapsed_s"] + eta)
+                    progress(
+                        TrainingUpdate(
+                            run.member,
+                            run.members,
+                            epoch,
+                            step + 1,
+                            len(batches),
+                            state["loss"],
+                            rate,
+                            eta,
+                            last_val,
+                        )  # fmt: skip
+                    )
+                if state["elapsed_s"] >= budget_s:
+                    break
+            if state["step"] >= len(batches):
+                state.update(epoch=epoch + 1, step=0)
+                if state["epoch"] % config.val_every == 0:
+                    last_val = validate()
+                save_checkpoint()
+        if state["val_at"] != state["steps"]:
+            validate()
+        save_checkpoint()
+    except KeyboardInterrupt:
+        save_checkpoint()
+        raise
+    return state
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Train on the TRAIN split of the development corpus (what the shipped weights are)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--minutes", type=float, default=150.0, help="for all members")
+    parser.add_argument("--epochs", type=int, default=36)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--members", type=int, default=5, help="encoders in the ensemble")
+    parser.add_argument("--freq-mask", type=int, default=0, help="most mel bands masked")
+    parser.add_argument("--time-mask", type=int, default=0, help="most frames masked")
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/simlib/similarity")
+    parser.add_argument("--no-resume", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    corpus = args.corpus.expanduser()
+    tracks = [
+        (p, t)
+        for p, t in library_tracks(corpus)
+        if similarity_split(str(p.relative_to(corpus))) == "train"
+    ]
+
+    def report(p: TrainingUpdate) -> None:
+        val = "" if p.val_tag_sim_at_10 is None else f" val tag-sim@10 {p.val_tag_sim_at_10:.3f}"
+        print(
+            f"member {p.member + 1}/{p.members} epoch {p.epoch} step {p.step}/{p.steps_per_epoch}"
+            f" loss {p.loss:.4f}"
+            f" {p.pairs_per_s:.0f} pairs/s ETA {p.eta_s / 60:.1f} min{val}",
+            flush=True,
+        )
+
+    metrics = train_similarity(
+        tracks,
+        args.out,
+        minutes=args.minutes,
+        epochs=args.epochs,
+        seed=args.seed,
+        members=args.members,
+        resume=not args.no_resume,
+        config=TrainConfig(freq_mask=args.freq_mask, time_mask=args.time_mask),
+        cache_dir=args.cache,
+        progress=report,
+    )
+    for key, value in asdict(metrics).items():
+        print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()
