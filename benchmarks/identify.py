@@ -344,7 +344,9 @@ def main() -> None:
     parser.add_argument("--tracks", type=int, default=150)
     parser.add_argument("--clips-per-cell", type=int, default=40)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="ONNX file (default: the shipped model)"
+    )
     parser.add_argument(
         "--configs",
         default="model",
@@ -493,7 +495,7 @@ def main() -> None:
     conf = [main_system.policy.calibration.confidence(a.margin, a.source_z) for a in best]
     print(f"main confidence range {min(conf):.2f}..{max(conf):.2f}")
     if args.write_calibration:
-        path = args.weights or weights.shipped_path("fingerprint")
+        path = (args.weights or weights.shipped_path("fingerprint")).with_suffix(".pt")
         update_settings(path, **main_system.policy.settings())
         print(f"wrote calibration {main_system.policy.calibration} into {path}")
 

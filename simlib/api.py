@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -169,8 +170,9 @@ def train(
     `kind` is "fingerprint" (needs no labels; `noise_dir` holds speech/ and ambient/ WAV
     clips mixed into the training views) or "similarity" (pairs from the tracks' tags;
     untagged tracks give none). Training starts from the weights in use, resumes after an
-    interruption, and saves to `simlib.weights.local_path`, which from then on replaces the
-    shipped weights for this home. `progress` gets a dict per update. Returns metrics.
+    interruption, and saves a checkpoint and its ONNX export to `simlib.weights.local_path`,
+    which from then on replace the shipped weights for this home. `progress` gets a dict per
+    update. Returns metrics.
     """
     if kind not in weights.TABLE:
         raise SimlibError(f"unknown model {kind!r}: train fingerprint or similarity")
@@ -180,7 +182,10 @@ def train(
     if not tracks:
         raise SimlibError("the library is empty: run `simlib scan DIR` first")
     report = progress or (lambda _update: None)
-    start_from, out_path = weights.path_in_use(home_dir, kind), weights.local_path(home_dir, kind)
+    start_from = weights.path_in_use(home_dir, kind, "training")
+    out_path = weights.local_path(home_dir, kind, "training")
+    if importlib.util.find_spec("torch") is None:
+        raise SimlibError("training needs PyTorch: pip install 'simlib[train]'")
     if kind == weights.FINGERPRINT.name:
         from simlib.train.fingerprint import train_fingerprint
 

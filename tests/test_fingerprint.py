@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
 from conftest import music
 
+from simlib import weights
 from simlib.audio.features import log_mel
 from simlib.identify.encoder import FingerprintEncoder
 from simlib.identify.index import FingerprintIndex, build
@@ -17,6 +20,7 @@ from simlib.identify.source_check import Evidence
 from simlib.identify.verify import align
 from simlib.identify.vote import Hits, candidates
 from simlib.train import augment
+from simlib.train.export import export
 from simlib.train.fingerprint import (
     MODEL_SETTINGS,
     save_weights,
@@ -29,12 +33,16 @@ SR = 16_000
 SETTINGS = {**MODEL_SETTINGS, "calibration": [10.0, 0.27], "source_calibration": [5, 0.3, -3.5]}
 
 
+def saved(encoder: FingerprintEncoder, path: Path) -> FingerprintModel:
+    """`encoder` saved as a checkpoint at `path`, exported, and loaded as the runtime does."""
+    save_weights(encoder, path, SETTINGS)
+    return FingerprintModel.load(export("fingerprint", path))
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> FingerprintModel:
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "fp.pt"
-    save_weights(FingerprintEncoder(dim=32, width=8).eval(), path, SETTINGS)
-    return FingerprintModel.load(path)
+    return saved(FingerprintEncoder(dim=32, width=8).eval(), tmp_path_factory.mktemp("w") / "fp.pt")
 
 
 def test_load_reports_settings(model: FingerprintModel) -> None:
@@ -42,17 +50,18 @@ def test_load_reports_settings(model: FingerprintModel) -> None:
     assert len(model.version) == 12
 
 
-def test_update_settings_keeps_the_weights(model: FingerprintModel, tmp_path) -> None:
+def test_update_settings_keeps_the_weights(tmp_path) -> None:
+    torch.manual_seed(0)
     path = tmp_path / "fp.pt"
-    save_weights(model.encoder, path, SETTINGS)
+    model = saved(FingerprintEncoder(dim=32, width=8).eval(), path)
     update_settings(path, calibration=[9.5, 0.3], source_calibration=[4.0, 0.5, -3.0])
-    updated = FingerprintModel.load(path)
+    updated = FingerprintModel.load(path.with_suffix(".onnx"))
     policy = Policy.from_settings(updated.settings)
     assert policy.calibration == Calibration((9.5, 0.3), (4.0, 0.5, -3.0))
     assert updated.db_hop_s == 0.5
     assert updated.version == model.version  # a library need not be analysed again
     update_settings(path, db_hop_s=0.25)
-    assert FingerprintModel.load(path).version != model.version
+    assert FingerprintModel.load(path.with_suffix(".onnx")).version != model.version
     audio = log_mel(music(2.0))
     same = updated.embed(audio, 0.5).vectors, model.embed(audio, 0.5).vectors
     np.testing.assert_array_equal(*same)
@@ -149,7 +158,7 @@ def test_training_smoke_lowers_loss(tmp_path, monkeypatch) -> None:
     settings["pca_segments"] = 64
     summary = train_fingerprint(paths, tmp_path / "noise", out, steps=40, **settings)
     assert summary["steps"] == 40 and summary["last_loss"] < summary["first_loss"]
-    assert FingerprintModel.load(out).dim == 8
-    assert FingerprintModel.load(out.with_suffix(".full.pt")).dim == 16
+    assert FingerprintModel.load(out.with_suffix(".onnx")).dim == 8
+    assert weights.read(out.with_suffix(".full.pt"), "fingerprint")["config"]["dim"] == 16
     resumed = train_fingerprint(paths, tmp_path / "noise", out, steps=40, **settings)
-    assert resumed["steps"] == 40 and FingerprintModel.load(out).dim == 8
+    assert resumed["steps"] == 40 and FingerprintModel.load(out.with_suffix(".onnx")).dim == 8

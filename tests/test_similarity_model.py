@@ -19,20 +19,24 @@ from simlib.similar.model import (
     SimilarityModel,
     crop_starts,
     crops,
-    save_weights,
 )
-from simlib.train.similarity import TrainConfig, TrainingUpdate, train_similarity
+from simlib.train.export import export, load_ensemble
+from simlib.train.similarity import TrainConfig, TrainingUpdate, save_weights, train_similarity
 from simlib.types import Tags
 
 TINY = EncoderConfig(channels=(4, 8), hidden=16, dim=8)
 
 
+def saved(encoders: list[SimilarityEncoder], path: Path) -> SimilarityModel:
+    """`encoders` saved as a checkpoint at `path`, exported, and loaded as the runtime does."""
+    save_weights(encoders, path)
+    return SimilarityModel.load(export("similarity", path))
+
+
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> SimilarityModel:
     torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "similarity.pt"
-    save_weights([SimilarityEncoder(TINY)], path)
-    return SimilarityModel.load(path)
+    return saved([SimilarityEncoder(TINY)], tmp_path_factory.mktemp("weights") / "similarity.pt")
 
 
 def _tone(seconds: float, freq_hz: float, seed: int) -> np.ndarray:
@@ -75,19 +79,14 @@ def test_silent_and_short_tracks_give_finite_unit_vectors(
 
 def test_version_is_a_short_hash_of_the_file(model: SimilarityModel, tmp_path: Path) -> None:
     assert len(model.version) == 12
-    save_weights([SimilarityEncoder(TINY)], tmp_path / "other.pt")
-    assert SimilarityModel.load(tmp_path / "other.pt").version != model.version
+    assert saved([SimilarityEncoder(TINY)], tmp_path / "other.pt").version != model.version
 
 
 def test_an_ensemble_scores_the_mean_of_its_members_cosines(tmp_path: Path) -> None:
     torch.manual_seed(3)
     members = [SimilarityEncoder(TINY), SimilarityEncoder(TINY)]
-    save_weights(members, tmp_path / "pair.pt")
-    singles = []
-    for k, encoder in enumerate(members):
-        save_weights([encoder], tmp_path / f"single{k}.pt")
-        singles.append(SimilarityModel.load(tmp_path / f"single{k}.pt"))
-    pair = SimilarityModel.load(tmp_path / "pair.pt")
+    pair = saved(members, tmp_path / "pair.pt")
+    singles = [saved([e], tmp_path / f"single{k}.pt") for k, e in enumerate(members)]
     mels = [log_mel(_tone(9.0, f, k)) for k, f in enumerate((150.0, 300.0, 700.0))]
     joint = pair.embed_many(mels)
     assert pair.dim == 2 * TINY.dim and joint.shape == (3, 2 * TINY.dim)
@@ -97,13 +96,16 @@ def test_an_ensemble_scores_the_mean_of_its_members_cosines(tmp_path: Path) -> N
     np.testing.assert_allclose(joint @ joint.T, mean_cosine, atol=1e-5)
 
 
-def test_weights_of_another_layout_are_refused(tmp_path: Path) -> None:
+def test_weights_of_another_layout_or_model_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "future.pt"
     save_weights([SimilarityEncoder(TINY)], path)
+    onnx_file = export("similarity", path)
     blob = torch.load(path, weights_only=True)
     torch.save({**blob, "layout": 99}, path)
     with pytest.raises(ValueError, match="layout 99"):
-        SimilarityModel.load(path)
+        load_ensemble(path)
+    with pytest.raises(ValueError, match="not fingerprint weights"):
+        weights.load(onnx_file, "fingerprint")
 
 
 def test_crops_skip_silence_and_are_spread() -> None:
@@ -156,7 +158,7 @@ def test_training_lowers_the_loss(tracks, tmp_path: Path) -> None:
     assert all(p.pairs_per_s > 0 and p.eta_s >= 0 for p in seen)
     assert metrics.n_train + metrics.n_val == 13 and metrics.n_val >= 1
     assert 0.0 <= metrics.val_album_p_at_10 <= 1.0
-    assert SimilarityModel.load(tmp_path / "sim.pt").dim == TINY.dim
+    assert SimilarityModel.load(tmp_path / "sim.onnx").dim == TINY.dim
 
 
 def test_an_ensemble_trains_each_member_from_its_own_seed(tracks, tmp_path: Path) -> None:
@@ -175,9 +177,9 @@ def test_an_ensemble_trains_each_member_from_its_own_seed(tracks, tmp_path: Path
     )
     assert pair.members == 2 and len(pair.best_epochs) == 2
     assert {(p.member, p.members) for p in seen} == {(0, 2), (1, 2)}
-    ensemble = SimilarityModel.load(tmp_path / "pair.pt")
-    assert len(ensemble.encoders) == 2 and ensemble.dim == 2 * TINY.dim
-    first, second = (e.state_dict()["head.weight"] for e in ensemble.encoders)
+    members, _ = load_ensemble(tmp_path / "pair.pt")
+    assert len(members) == 2 and SimilarityModel.load(tmp_path / "pair.onnx").dim == 2 * TINY.dim
+    first, second = (e.state_dict()["head.weight"] for e in members)
     assert not torch.equal(first, second)
     alone = train_similarity(
         tracks,
@@ -190,12 +192,12 @@ def test_an_ensemble_trains_each_member_from_its_own_seed(tracks, tmp_path: Path
     )
     assert alone.steps * 2 == pair.steps
     torch.testing.assert_close(
-        SimilarityModel.load(tmp_path / "alone.pt").encoders[0].state_dict()["head.weight"], first
+        load_ensemble(tmp_path / "alone.pt")[0][0].state_dict()["head.weight"], first
     )
     tuned = train_similarity(
         tracks, tmp_path / "tuned.pt", epochs=1, val_fraction=0.2, init_weights=tmp_path / "pair.pt"
     )
-    assert tuned.members == 2 and len(SimilarityModel.load(tmp_path / "tuned.pt").encoders) == 2
+    assert tuned.members == 2 and len(load_ensemble(tmp_path / "tuned.pt")[0]) == 2
 
 
 def test_training_resumes_after_interrupt(tracks, tmp_path: Path) -> None:
@@ -217,10 +219,10 @@ def test_training_resumes_after_interrupt(tracks, tmp_path: Path) -> None:
 def test_fine_tuning_starts_from_the_given_weights(tracks, tmp_path: Path) -> None:
     torch.set_num_threads(1)
     start = tmp_path / "start.pt"
-    save_weights([SimilarityEncoder(EncoderConfig(channels=(4, 8), hidden=16, dim=6))], start)
+    first = saved([SimilarityEncoder(EncoderConfig(channels=(4, 8), hidden=16, dim=6))], start)
     _train(tracks, tmp_path / "tuned.pt", epochs=1, init=start)
-    tuned = SimilarityModel.load(tmp_path / "tuned.pt")
-    assert tuned.dim == 6 and tuned.version != SimilarityModel.load(start).version
+    tuned = SimilarityModel.load(tmp_path / "tuned.onnx")
+    assert tuned.dim == 6 and tuned.version != first.version
 
 
 def test_training_crops_mask_runs_of_bands_and_frames_at_the_mean_level() -> None:

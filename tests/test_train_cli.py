@@ -20,7 +20,8 @@ def test_train_similarity_saves_local_weights_and_reembeds(home, library):
     assert result.exit_code == 0, result.output
     metrics = json.loads(result.stdout)
     assert metrics["steps"] > 0 and np.isfinite(metrics["train_loss"])
-    assert local_weights(home, "similarity").is_file()
+    assert local_weights(home, "similarity", "training").is_file()
+    assert local_weights(home, "similarity").is_file()  # the ONNX export the runtime loads
     assert metrics["rescan"]["analysed"] == 24  # the whole library, with the new weights
     after = api.open_catalog().index_info("similarity")["model_version"]
     assert after != before
@@ -40,6 +41,7 @@ def test_train_fingerprint_with_a_noise_folder(home, library, tmp_path):
         app, ["train", "fingerprint", "--minutes", "0.05", "--noise", str(noise), "--json"]
     )
     assert result.exit_code == 0, result.output
+    assert local_weights(home, "fingerprint", "training").is_file()
     assert local_weights(home, "fingerprint").is_file()
     assert json.loads(result.stdout)["rescan"]["analysed"] == 24
 

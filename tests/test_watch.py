@@ -222,8 +222,8 @@ def test_kill_9_during_ingest_then_restart_is_consistent(tmp_path, example_lib):
         assert index["tracks"] == len(on_disk)
 
 
-def maps_torch(pid: int) -> bool:
-    return "libtorch_cpu" in Path(f"/proc/{pid}/maps").read_text()
+def maps(pid: int, library: str) -> bool:
+    return library in Path(f"/proc/{pid}/maps").read_text()
 
 
 def descendants(pid: int) -> list[int]:
@@ -243,8 +243,8 @@ def descendants(pid: int) -> list[int]:
 
 
 def test_the_watcher_leaves_the_models_to_its_workers(tmp_path, example_lib):
-    """With worker processes, the watcher itself never imports torch (~500 MB a process):
-    the workers fork from a server that has, and share its pages."""
+    """With worker processes, the watcher itself never loads the models' runtime: the
+    workers fork from a server that has, and share its pages. No process loads PyTorch."""
     root = tmp_path / "music"
     shutil.copytree(sorted(p for p in example_lib.glob("*/*") if p.is_dir())[0], root)
     env = {**os.environ, "SIMLIB_HOME": str(tmp_path / "home")}
@@ -252,9 +252,11 @@ def test_the_watcher_leaves_the_models_to_its_workers(tmp_path, example_lib):
     try:
         assert json.loads(watcher.stdout.readline())["event"] == "reconciled"
         assert json.loads(watcher.stdout.readline())["event"] == "watching"
-        workers = [pid for pid in descendants(watcher.pid) if maps_torch(pid)]
-        assert not maps_torch(watcher.pid)
+        tree = descendants(watcher.pid)
+        workers = [pid for pid in tree if maps(pid, "onnxruntime")]
+        assert not maps(watcher.pid, "onnxruntime")
         assert len(workers) >= 2  # the fork server and at least the pool's workers
+        assert not any(maps(pid, "libtorch") for pid in [watcher.pid, *tree])
     finally:
         watcher.send_signal(signal.SIGTERM)
         watcher.wait(timeout=30)

@@ -1,7 +1,9 @@
-"""Log-mel spectrogram features, the one representation every model reads.
+"""Log-mel spectrogram features, the one representation every model reads (numpy only).
 
-Frames are 10 ms apart (100 per second) and frame k is centred on sample
-k * HOP, so frame index / FRAME_RATE_HZ is the time in seconds.
+Frames are 10 ms apart (100 per second) and frame k is centred on sample k * HOP, so
+frame index / FRAME_RATE_HZ is the time in seconds. The filters are torchaudio's
+`MelSpectrogram` (HTK mel scale, no filter normalisation, periodic Hann window, power
+spectrum), which the models were trained on; tests/test_features.py holds the two equal.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 import numpy as np
-import torch
-import torchaudio
 
 from simlib.audio.decode import ANALYSIS_RATE_HZ
 
@@ -23,28 +23,63 @@ F_MAX_HZ = 8000.0
 FRAME_RATE_HZ = ANALYSIS_RATE_HZ // HOP
 LOG_FLOOR = 1e-5
 """Power floor before the log: silence maps to log(1e-5), about -11.5."""
+FRAMES_PER_CALL = 256
+"""Frames transformed at once: their temporaries (about 2 MB each) stay in the CPU cache."""
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + hz / 700.0)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
 @lru_cache(maxsize=1)
-def _mel_transform() -> torchaudio.transforms.MelSpectrogram:
-    return torchaudio.transforms.MelSpectrogram(
-        sample_rate=ANALYSIS_RATE_HZ,
-        n_fft=N_FFT,
-        hop_length=HOP,
-        f_min=F_MIN_HZ,
-        f_max=F_MAX_HZ,
-        n_mels=N_MELS,
-        center=False,
-        power=2.0,
-    )
+def mel_filters() -> np.ndarray:
+    """(N_FFT // 2 + 1, N_MELS) triangular filters on the power spectrum's bins."""
+    bins_hz = np.linspace(0.0, ANALYSIS_RATE_HZ / 2, N_FFT // 2 + 1)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_MELS + 2))
+    widths = np.diff(edges)
+    slopes = edges[None, :] - bins_hz[:, None]
+    rising = -slopes[:, :-2] / widths[:-1]
+    falling = slopes[:, 2:] / widths[1:]
+    return np.maximum(0.0, np.minimum(rising, falling)).astype(np.float32)
 
 
-def log_mel_tensor(samples: torch.Tensor) -> torch.Tensor:
-    """(..., n_samples) at ANALYSIS_RATE_HZ -> (..., frames, N_MELS), uncentred frames.
+@lru_cache(maxsize=1)
+def _window() -> np.ndarray:
+    """Periodic Hann window, float64: numpy's FFT is faster in double than in single
+    precision."""
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)
 
-    Differentiable and batched; used by training code on augmented audio.
-    """
-    return torch.log(_mel_transform()(samples) + LOG_FLOOR).transpose(-1, -2)
+
+@lru_cache(maxsize=1)
+def _filter_entries() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The filters' nonzero entries as (bin of each, its weight, first entry of each
+    filter): each filter spans a few bins, so summing them costs a thirtieth of a dense
+    product, and needs no BLAS threads (which contend with the worker processes)."""
+    filters = mel_filters().T.astype(np.float64)
+    filter_of, bin_of = np.nonzero(filters)
+    first = np.flatnonzero(np.r_[True, np.diff(filter_of) > 0])
+    return bin_of, filters[filter_of, bin_of], first
+
+
+def log_mel_frames(samples: np.ndarray) -> np.ndarray:
+    """(..., n_samples) at ANALYSIS_RATE_HZ -> (..., frames, N_MELS) float32: frame k covers
+    samples [k * HOP, k * HOP + N_FFT) (uncentred)."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.shape[-1] < N_FFT:
+        return np.zeros((*samples.shape[:-1], 0, N_MELS), np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT, axis=-1)[..., ::HOP, :]
+    bin_of, weight, first = _filter_entries()
+    out = np.empty((*frames.shape[:-1], N_MELS), np.float32)
+    for start in range(0, frames.shape[-2], FRAMES_PER_CALL):
+        spectrum = np.fft.rfft(frames[..., start : start + FRAMES_PER_CALL, :] * _window())
+        power = spectrum.real**2 + spectrum.imag**2
+        mel = np.add.reduceat(power[..., bin_of] * weight, first, axis=-1)
+        out[..., start : start + FRAMES_PER_CALL, :] = mel
+    return np.log(out + LOG_FLOOR, out=out)
 
 
 def log_mel(samples: np.ndarray) -> np.ndarray:
@@ -67,14 +102,13 @@ def log_mel_stream(blocks: Iterable[np.ndarray]) -> np.ndarray:
         buf = np.concatenate([carry, np.asarray(block, dtype=np.float32)])
         n_frames = (buf.size - N_FFT) // HOP + 1 if buf.size >= N_FFT else 0
         if n_frames > 0:
-            used = (n_frames - 1) * HOP + N_FFT
-            out.append(log_mel_tensor(torch.from_numpy(buf[:used])).numpy())
+            out.append(log_mel_frames(buf[: (n_frames - 1) * HOP + N_FFT]))
             carry = buf[n_frames * HOP :]
         else:
             carry = buf
     tail = np.concatenate([carry, np.zeros(half, dtype=np.float32)])
     if seen and tail.size >= N_FFT:
-        out.append(log_mel_tensor(torch.from_numpy(tail)).numpy())
+        out.append(log_mel_frames(tail))
     if not out:
         return np.zeros((0, N_MELS), dtype=np.float32)
-    return np.concatenate(out).astype(np.float32, copy=False)
+    return np.concatenate(out)

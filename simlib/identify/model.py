@@ -1,79 +1,45 @@
-"""The fingerprint model: weights + settings -> one unit vector per ~1 s segment of audio."""
+"""The fingerprint model, on ONNX Runtime: weights + settings -> one unit vector per ~1 s
+segment of audio."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
-from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from simlib import weights
 from simlib.audio.features import FRAME_RATE_HZ, LOG_FLOOR, N_MELS
-from simlib.identify.encoder import FingerprintEncoder
 from simlib.types import Segments
 
 SILENCE_MARGIN = 2.0
 """A segment whose loudest mel bin is within this (natural log units) of the floor is
 digital silence and gets no vector."""
 BATCH = 256
-VECTOR_SETTINGS = ("segment_s", "db_hop_s")
-"""The settings stored vectors depend on (with the weights): a change means re-analysis."""
-
-
-def vectors_version(config: dict, settings: dict, encoder: FingerprintEncoder) -> str:
-    """12 hex digits over the architecture, the weights and VECTOR_SETTINGS: what a
-    library's stored vectors depend on. Query settings can change without re-analysing."""
-    digest = hashlib.blake2b(digest_size=6)
-    vector_settings = [settings[k] for k in VECTOR_SETTINGS]
-    digest.update(json.dumps([config, vector_settings], sort_keys=True).encode())
-    for name, tensor in sorted(encoder.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the block with `count` torch intra-op threads, then restore the count before."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+"""Segments embedded per call: bounds the input to 6.5 MB."""
 
 
 class FingerprintModel:
-    """The fingerprint encoder with the settings stored beside it: segment length and hops,
-    the index's tree count, and the identification policy's calibrations and counts."""
+    """The fingerprint model with the settings stored beside it: the segment length and
+    hops, the index's tree count, and the identification policy's calibrations."""
 
-    def __init__(self, encoder: FingerprintEncoder, settings: dict, version: str) -> None:
-        self.encoder = encoder.eval()
-        self.settings = settings
-        self.version = version
-        """Short hash of what the stored vectors depend on (`vectors_version`)."""
+    def __init__(self, runtime: weights.Runtime) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.version = runtime.version
+        """Short hash of what stored vectors depend on (weights, segment length, database
+        hop): vectors compare only within one version."""
+        self.dim = int(runtime.settings["dim"])
+        self.frames = int(self.settings["frames"])
 
     @classmethod
     def load(cls, path: Path | None = None) -> FingerprintModel:
-        """The model in weights file `path` (default: the shipped one)."""
-        blob = weights.read(path or weights.shipped_path("fingerprint"), "fingerprint")
-        encoder = FingerprintEncoder(**blob["config"])
-        encoder.load_state_dict(blob["state_dict"])
-        settings = dict(blob["settings"])
-        return cls(encoder, settings, vectors_version(blob["config"], settings, encoder))
+        """The model in ONNX file `path` (default: the shipped one)."""
+        return cls(weights.load(Path(path or weights.shipped_path("fingerprint")), "fingerprint"))
 
     def with_settings(self, **changes: float) -> FingerprintModel:
-        """The same encoder with some settings changed (a benchmark's variants)."""
-        settings = {**self.settings, **changes}
-        return FingerprintModel(self.encoder, settings, self.version)
-
-    @property
-    def dim(self) -> int:
-        return int(self.encoder.config["dim"])
+        """The same network with some settings changed (a benchmark's variants)."""
+        return FingerprintModel(replace(self.runtime, settings={**self.settings, **changes}))
 
     @property
     def db_hop_s(self) -> float:
@@ -97,7 +63,7 @@ class FingerprintModel:
         segment but at least half of one is padded with silence, shorter ones give no
         segments; digitally silent segments are left out.
         """
-        frames = int(self.encoder.config["frames"])
+        frames = self.frames
         mel = np.asarray(mel, dtype=np.float32).reshape(-1, N_MELS)
         if mel.shape[0] < frames // 2:
             return _empty(self.dim)
@@ -110,10 +76,9 @@ class FingerprintModel:
         loud = windows.max(axis=(1, 2)) > np.log(LOG_FLOOR) + SILENCE_MARGIN
         starts, windows = starts[loud], windows[loud]
         out = np.zeros((starts.size, self.dim), dtype=np.float32)
-        with torch.inference_mode():
-            for i in range(0, starts.size, BATCH):
-                batch = torch.from_numpy(np.ascontiguousarray(windows[i : i + BATCH]))
-                out[i : i + BATCH] = self.encoder(batch.transpose(1, 2)).numpy()
+        for i in range(0, starts.size, BATCH):
+            batch = np.ascontiguousarray(windows[i : i + BATCH].transpose(0, 2, 1))
+            out[i : i + BATCH] = self.runtime.session.run(None, {"mel": batch})[0]
         return Segments(start_s=(starts / FRAME_RATE_HZ).astype(np.float32), vectors=out)
 
 

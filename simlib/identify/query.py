@@ -19,7 +19,7 @@ from simlib import audio, weights
 from simlib.audio.features import log_mel
 from simlib.catalog import AddedSince, Catalog, current_build
 from simlib.identify.index import FingerprintIndex
-from simlib.identify.model import FingerprintModel, torch_threads
+from simlib.identify.model import FingerprintModel
 from simlib.identify.policy import Decision, Policy, decide
 from simlib.identify.source_check import check
 from simlib.identify.verify import align
@@ -45,8 +45,7 @@ class ClipMatcher:
 
     def decide(self, samples: np.ndarray) -> Decision:
         """The decision on a 16 kHz mono clip."""
-        with torch_threads(1):  # a clip's few segments are no faster on two threads
-            segments = self.model.embed(log_mel(samples), self.model.query_hop_s)
+        segments = self.model.embed(log_mel(samples), self.model.query_hop_s)
         policy, hop_s = self.policy, self.model.db_hop_s
         found = self.index.search(segments.vectors, policy.neighbours, policy.search_k)
         found = self.added.merge(found, segments.vectors, policy.neighbours)

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from simlib import audio
 from simlib.identify.verify import Alignment
@@ -112,14 +111,16 @@ def band_level(
     samples: np.ndarray, rate_hz: int = audio.ANALYSIS_RATE_HZ, window_s: float = WINDOW_S
 ) -> np.ndarray:
     """Log magnitude (natural log) spectrogram of mono `samples` at `rate_hz` with `window_s`
-    windows, the BAND_HZ bins only: (bins, frames), FRAME_S apart. Same bins at any rate of
-    8 kHz or more."""
-    x = torch.from_numpy(np.asarray(samples, dtype=np.float32))
+    windows (periodic Hann, frame k centred on sample k * hop, the ends mirrored), the
+    BAND_HZ bins only: (bins, frames), FRAME_S apart. Same bins at any rate of 8 kHz or
+    more."""
     n_fft, hop = round(window_s * rate_hz), round(FRAME_S * rate_hz)
     lo, hi = band_bins(window_s)
-    window = torch.hann_window(n_fft)
-    spectrum = torch.stft(x, n_fft, hop, window=window, return_complex=True)[lo:hi].abs()
-    return np.log(spectrum.numpy() + 1e-4)
+    padded = np.pad(np.asarray(samples, dtype=np.float64), n_fft // 2, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+    magnitude = np.abs(np.fft.rfft(frames * window, axis=-1)[:, lo:hi]).T
+    return np.log(magnitude + 1e-4).astype(np.float32)
 
 
 def peaks(level: np.ndarray, per_s: int) -> Peaks:

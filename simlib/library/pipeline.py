@@ -45,7 +45,7 @@ class Embedder(Protocol):
 @dataclass(frozen=True)
 class StageSpec:
     """What the coordinating process needs of a stage (versions for the catalog, index
-    parameters) without loading its model: only analysis workers import torch."""
+    parameters) without loading its model: only analysis workers load models."""
 
     name: str
     version: str

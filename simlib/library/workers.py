@@ -1,12 +1,11 @@
 """Run per-file functions on all cores, robust to crashes and Ctrl-C.
 
-Each process computes with one torch thread: parallelism comes from the
-processes, and threads on top of them only contend. Workers are forked from
-a fork server that has imported the analysis modules (`PRELOAD`, with torch)
-but computed nothing yet (torch is not fork-safe once used), so the workers
-share those pages instead of each holding its own ~500 MB copy, and the
-coordinating process need not import torch at all. They are started once
-per pool and reused by every `map`, ignore SIGINT so that the parent alone decides what
+Each process computes on one thread (the models run single-threaded): parallelism comes
+from the processes, and threads on top of them only contend. Workers are forked from a
+fork server that has imported the analysis modules (`PRELOAD`) but computed nothing yet,
+so the workers share those pages, and the coordinating process never loads a model.
+They are started once per pool and reused by every `map`, ignore SIGINT so that the
+parent alone decides what
 happens on Ctrl-C, and hold at most two items each, so memory stays bounded
 however many files there are. A worker that dies (a crash inside FFmpeg, say)
 costs only the items in flight: those are retried one at a time in a fresh
@@ -34,6 +33,7 @@ M_TRIM_THRESHOLD = -1
 LIMITED_HEAP_BYTES = 128 * 1024
 ROOMY_HEAP_BYTES = 32 * 1024 * 1024
 PRELOAD = [
+    "onnxruntime",
     "simlib.audio.features",
     "simlib.identify.model",
     "simlib.similar.model",
@@ -86,19 +86,8 @@ def roomy_heap() -> Iterator[None]:
         libc.malloc_trim(0)
 
 
-def _torch_threads(count: int | None = None) -> int:
-    """Set torch's intra-op thread count if given; return the count before."""
-    import torch  # only processes that compute import it
-
-    before = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    return before
-
-
 def _init_worker(setup: Callable[[], Any] | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _torch_threads(1)
     limit_heap_growth()
     _worker_state["context"] = setup() if setup else None
 
@@ -125,19 +114,14 @@ class WorkerPool:
         self.setup = setup
         self._executor: ProcessPoolExecutor | None = None
         self._local_context: Any = None
-        self._threads: int | None = None
 
     def __enter__(self) -> WorkerPool:
         limit_heap_growth()
-        if self.workers == 1:
-            self._threads = _torch_threads(1)
-            if self.setup:
-                self._local_context = self.setup()
+        if self.workers == 1 and self.setup:
+            self._local_context = self.setup()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
-        if self._threads is not None:
-            _torch_threads(self._threads)
         if self._executor is not None:
             if exc_type is None:
                 self._executor.shutdown(wait=True)

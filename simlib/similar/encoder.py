@@ -80,3 +80,24 @@ class SimilarityEncoder(nn.Module):
 def _mean_std(x: torch.Tensor) -> torch.Tensor:
     """(B, C, T) -> (B, 2C) mean and std over T; the eps keeps silent input's gradient finite."""
     return torch.cat([x.mean(dim=2), (x.var(dim=2, unbiased=False) + 1e-5).sqrt()], dim=1)
+
+
+class Ensemble(nn.Module):
+    """Encoders trained alike from different seeds, as one model: (tracks, crops, frames,
+    n_mels) log-mel crops -> (tracks, sum of the members' dims) unit track vectors. Each
+    member's vector of a track is the normalised mean of its crop vectors; the members'
+    vectors sit side by side, scaled so that the cosine of two tracks is the mean of the
+    members' cosines."""
+
+    def __init__(self, members: list[SimilarityEncoder]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        n_crops = crops.shape[1]
+        flat = crops.reshape(-1, crops.shape[2], crops.shape[3])
+        vectors = [
+            F.normalize(m(flat).reshape(-1, n_crops, m.config.dim).mean(dim=1), dim=1, eps=1e-6)
+            for m in self.members
+        ]
+        return torch.cat(vectors, dim=1) / len(vectors) ** 0.5

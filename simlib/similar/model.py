@@ -1,25 +1,21 @@
-"""Track embeddings for "find similar tracks": load the shipped model and embed log-mels.
+"""Track embeddings for "find similar tracks": the model in use, on ONNX Runtime.
 
-A track is summarised by `n_crops` fixed-length log-mel crops chosen
-deterministically (spread over the track, avoiding silent stretches); each crop
-goes through `SimilarityEncoder` and the track's vector from that encoder is the
-L2-normalised mean of its crop embeddings. A model may hold several encoders
-trained alike from different seeds (an ensemble); the track embedding is their
-vectors side by side, scaled to unit length, so its cosine with another track's
-is the mean of the members' cosines. Higher is more similar.
+A track is summarised by `n_crops` fixed-length log-mel crops chosen deterministically
+(spread over the track, avoiding silent stretches). The model (an ensemble of encoders
+trained alike from different seeds, `simlib.similar.encoder.Ensemble`) maps a track's
+crops to one unit vector: each member's normalised mean of its crop vectors, side by
+side, so that the cosine of two tracks is the mean of the members' cosines. Higher is
+more similar.
 """
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from simlib import weights
 from simlib.audio.features import FRAME_RATE_HZ, LOG_FLOOR, N_MELS
-from simlib.similar.encoder import EncoderConfig, SimilarityEncoder
 
 CROP_FRAMES = 4 * FRAME_RATE_HZ
 """Length of one crop: 4 s of log-mel frames."""
@@ -69,37 +65,20 @@ def crops(mel: np.ndarray, n_crops: int = N_CROPS, crop_frames: int = CROP_FRAME
 
 
 class SimilarityModel:
-    """The shipped (or any saved) similarity encoders, in inference mode on the CPU."""
+    """The similarity model in a weights file, with the crops it was trained on."""
 
-    def __init__(
-        self, encoders: list[SimilarityEncoder], version: str, n_crops: int, crop_frames: int
-    ):
-        self.encoders = [e.eval() for e in encoders]
-        self._version = version
-        self.n_crops = n_crops
-        self.crop_frames = crop_frames
+    def __init__(self, runtime: weights.Runtime) -> None:
+        self.session = runtime.session
+        self.version = runtime.version
+        """Short hash of the weights: embeddings of different versions don't compare."""
+        self.n_crops = int(runtime.settings["n_crops"])
+        self.crop_frames = int(runtime.settings["crop_frames"])
+        self.dim = int(runtime.settings["dim"])
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> SimilarityModel:
-        """The model in weights file `path` (default: the shipped one)."""
-        path = Path(path) if path is not None else weights.shipped_path("similarity")
-        saved = weights.read(path, "similarity")
-        encoders = []
-        for member in saved["members"]:
-            encoder = SimilarityEncoder(EncoderConfig.from_dict(member["config"]))
-            encoder.load_state_dict(member["state_dict"])
-            encoders.append(encoder)
-        version = hashlib.blake2b(path.read_bytes(), digest_size=6).hexdigest()
-        return cls(encoders, version, int(saved["n_crops"]), int(saved["crop_frames"]))
-
-    @property
-    def version(self) -> str:
-        """Short hash of the weights file: embeddings of different versions don't compare."""
-        return self._version
-
-    @property
-    def dim(self) -> int:
-        return sum(e.config.dim for e in self.encoders)
+        """The model in ONNX file `path` (default: the shipped one)."""
+        return cls(weights.load(Path(path or weights.shipped_path("similarity")), "similarity"))
 
     def embed(self, mel: np.ndarray) -> np.ndarray:
         """(frames, N_MELS) whole-track log-mel -> (dim,) float32 unit vector."""
@@ -109,36 +88,5 @@ class SimilarityModel:
         """Whole-track log-mels -> (len(mels), dim) float32 unit vectors, one batched pass."""
         if not mels:
             return np.zeros((0, self.dim), dtype=np.float32)
-        batch = torch.from_numpy(
-            np.concatenate([crops(m, self.n_crops, self.crop_frames) for m in mels])
-        )
-        with torch.inference_mode():
-            return ensemble_vectors(self.encoders, batch, len(mels)).numpy()
-
-
-def save_weights(encoders: list[SimilarityEncoder], path: Path) -> None:
-    """Write `encoders` (an ensemble if several) as `SimilarityModel.load` reads them."""
-    members = [
-        {
-            "config": e.config.as_dict(),
-            "state_dict": {k: v.detach().clone() for k, v in e.state_dict().items()},
-        }
-        for e in encoders
-    ]
-    blob = {"members": members, "n_crops": N_CROPS, "crop_frames": CROP_FRAMES}
-    weights.write(path, "similarity", blob)
-
-
-def track_vectors(crop_vectors: torch.Tensor) -> torch.Tensor:
-    """(tracks, crops, dim) crop embeddings -> (tracks, dim) normalised mean per track."""
-    return torch.nn.functional.normalize(crop_vectors.mean(dim=1), dim=1, eps=1e-6)
-
-
-def ensemble_vectors(
-    encoders: list[SimilarityEncoder], crop_batch: torch.Tensor, n_tracks: int
-) -> torch.Tensor:
-    """(n_tracks x crops, frames, N_MELS) crops, track after track -> (n_tracks, sum of the
-    encoders' dims) unit vectors: each encoder's `track_vectors` side by side, scaled so
-    that a cosine between two tracks is the mean of the encoders' cosines."""
-    members = [track_vectors(e(crop_batch).view(n_tracks, -1, e.config.dim)) for e in encoders]
-    return torch.cat(members, dim=1) / len(members) ** 0.5
+        batch = np.stack([crops(m, self.n_crops, self.crop_frames) for m in mels])
+        return self.session.run(None, {"crops": batch})[0]

@@ -28,7 +28,7 @@ from torch.nn import functional as F
 
 from simlib import weights
 from simlib.audio import ANALYSIS_RATE_HZ, DecodeError, decode
-from simlib.audio.features import HOP, N_FFT, log_mel_tensor
+from simlib.audio.features import HOP, N_FFT, log_mel_frames
 from simlib.files import replace_atomically
 from simlib.identify.encoder import FingerprintEncoder
 from simlib.train.augment import (
@@ -40,6 +40,7 @@ from simlib.train.augment import (
     degrade,
 )
 from simlib.train.corpus import fingerprint_split
+from simlib.train.export import export
 
 SR = ANALYSIS_RATE_HZ
 FRAMES = 100
@@ -116,15 +117,17 @@ class PairSampler:
     def clean_batch(self, size: int, rng: np.random.Generator) -> torch.Tensor:
         """(size, FRAMES, N_MELS) log-mel of random loud clean segments."""
         starts = [self._anchor(rng) for _ in range(size)]
-        crops = [torch.from_numpy(self.audio[s : s + CROP].astype(np.float32)) for s in starts]
-        return log_mel_tensor(torch.stack(crops))
+        return _log_mel([self.audio[s : s + CROP].astype(np.float32) for s in starts])
 
     def batch(self, size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(size, FRAMES, N_MELS) clean and degraded log-mel batches."""
         pairs = [self.pair(rng) for _ in range(size)]
-        clean = log_mel_tensor(torch.stack([p[0] for p in pairs]))
-        view = log_mel_tensor(torch.stack([p[1] for p in pairs]))
-        return clean, view
+        return _log_mel([p[0] for p in pairs]), _log_mel([p[1] for p in pairs])
+
+
+def _log_mel(crops: list) -> torch.Tensor:
+    """(len(crops), FRAMES, N_MELS) log-mel of CROP-sample crops (arrays or tensors)."""
+    return torch.from_numpy(log_mel_frames(np.stack([np.asarray(c) for c in crops])))
 
 
 def nt_xent(a: torch.Tensor, b: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -154,16 +157,19 @@ def save_weights(model: FingerprintEncoder, path: Path, settings: dict) -> None:
 
 
 def update_settings(path: Path, **changes: object) -> None:
-    """Rewrite the weights file at `path` with `changes` merged into its settings."""
+    """Rewrite the checkpoint at `path` with `changes` merged into its settings, and its ONNX
+    export beside it."""
     blob = weights.read(path, "fingerprint")
     blob["settings"] = {**blob["settings"], **changes}
     weights.write(path, "fingerprint", blob)
+    export(weights.FINGERPRINT.name, path)
 
 
 def starting_settings(init_weights: Path | None) -> dict:
     """MODEL_SETTINGS, with the calibrations of `init_weights` (else of the shipped model):
     the best guess until the benchmark refits them for the new weights."""
-    inherited = weights.read(init_weights or weights.shipped_path("fingerprint"), "fingerprint")
+    start = init_weights or weights.shipped_path("fingerprint", "training")
+    inherited = weights.read(start, "fingerprint")
     calibrations = ("calibration", "source_calibration")
     return {**MODEL_SETTINGS, **{k: inherited["settings"][k] for k in calibrations}}
 
@@ -271,6 +277,7 @@ def train_fingerprint(
             sampler.clean_batch(pca_segments, np.random.default_rng(seed)), pca_dim
         )
         save_weights(best_model, out_path, settings)
+    export(weights.FINGERPRINT.name, out_path)
     return {
         "steps": step,
         "seconds": time.perf_counter() - started,

@@ -27,20 +27,19 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from simlib import weights as model_weights
 from simlib.audio import DecodeError, decode
 from simlib.audio.features import LOG_FLOOR, log_mel
 from simlib.files import replace_atomically
-from simlib.similar.encoder import EncoderConfig, SimilarityEncoder
+from simlib.similar.encoder import EncoderConfig, Ensemble, SimilarityEncoder
 from simlib.similar.index import centred_scores
 from simlib.similar.model import (
     CROP_FRAMES,
     N_CROPS,
-    SimilarityModel,
     crops,
-    ensemble_vectors,
-    save_weights,
 )
 from simlib.train.corpus import library_tracks, similarity_split
+from simlib.train.export import export, load_ensemble
 from simlib.train.pairs import (
     SimilarityWeights,
     mine_pairs,
@@ -235,15 +234,14 @@ def _batch_loss(
 def embed_tracks(
     encoders: list[SimilarityEncoder], data: list[TrackData], batch: int = 32
 ) -> np.ndarray:
-    """(tracks, dim) unit vectors from the stored inference crops, as SimilarityModel embeds."""
+    """(tracks, dim) unit vectors from the stored inference crops, as the model embeds them."""
     out = []
     for encoder in encoders:
         encoder.eval()
     with torch.inference_mode():
         for k in range(0, len(data), batch):
             chunk = np.stack([d.eval_crops for d in data[k : k + batch]]).astype(np.float32)
-            crops_in = torch.from_numpy(chunk.reshape(-1, *chunk.shape[2:]))
-            out.append(ensemble_vectors(encoders, crops_in, len(chunk)))
+            out.append(Ensemble(encoders)(torch.from_numpy(chunk)))
     for encoder in encoders:
         encoder.train()
     return torch.cat(out).numpy()
@@ -269,6 +267,19 @@ def neighbour_quality(
     return tuple(
         float(np.mean(v)) if v else 0.0 for v in (tag_sim, tag_random, album_p, album_random)
     )
+
+
+def save_weights(encoders: list[SimilarityEncoder], path: Path) -> None:
+    """Write `encoders` (an ensemble if several) as a similarity checkpoint."""
+    members = [
+        {
+            "config": e.config.as_dict(),
+            "state_dict": {k: v.detach().clone() for k, v in e.state_dict().items()},
+        }
+        for e in encoders
+    ]
+    blob = {"members": members, "n_crops": N_CROPS, "crop_frames": CROP_FRAMES}
+    model_weights.write(path, model_weights.SIMILARITY.name, blob)
 
 
 def checkpoint_path(out_path: Path) -> Path:
@@ -355,7 +366,7 @@ def train_similarity(
         queries=np.flatnonzero(is_val),
         albums=[normalise_tag(t.album) if t else None for t in kept_tags],
     )
-    starts = SimilarityModel.load(init_weights).encoders if init_weights is not None else None
+    starts = load_ensemble(init_weights)[0] if init_weights is not None else None
     count = len(starts) if starts else members
     states = []
     for member in range(count):
@@ -371,9 +382,10 @@ def train_similarity(
                 max_epochs=epochs if epochs is not None else 10**9,
             )
         )
-    best = [SimilarityModel.load(member_path(out_path, m, count)).encoders[0] for m in range(count)]
+    best = [load_ensemble(member_path(out_path, m, count))[0][0] for m in range(count)]
     if count > 1:
         save_weights(best, out_path)
+    export(model_weights.SIMILARITY.name, out_path)
     tag_sim, tag_random, album_p, album_random = training_set.quality(best)
     return TrainMetrics(
         members=count,

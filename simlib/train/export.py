@@ -1,0 +1,118 @@
+"""Export trained PyTorch checkpoints to the ONNX files the runtime loads, with their
+settings and version in the ONNX metadata (`simlib.weights`).
+
+    python -m simlib.train.export fingerprint simlib/weights/fingerprint.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+import onnx
+import torch
+
+from simlib import weights
+from simlib.audio.features import N_MELS
+from simlib.files import replace_atomically
+from simlib.identify.encoder import FingerprintEncoder
+from simlib.similar.encoder import EncoderConfig, Ensemble, SimilarityEncoder
+
+OPSET = 17
+VECTOR_SETTINGS = ("segment_s", "db_hop_s")
+"""The fingerprint settings stored vectors depend on, with the weights: a change means
+re-analysis; the other settings (query hop, trees, calibrations) can change without."""
+
+
+def fingerprint_version(config: dict, settings: dict, encoder: FingerprintEncoder) -> str:
+    """12 hex digits over the architecture, the weights and VECTOR_SETTINGS."""
+    digest = hashlib.blake2b(digest_size=6)
+    vector_settings = [settings[k] for k in VECTOR_SETTINGS]
+    digest.update(json.dumps([config, vector_settings], sort_keys=True).encode())
+    for name, tensor in sorted(encoder.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def load_fingerprint(checkpoint: Path) -> tuple[FingerprintEncoder, dict]:
+    """The encoder of a fingerprint checkpoint, and the settings stored with it."""
+    blob = weights.read(checkpoint, "fingerprint")
+    encoder = FingerprintEncoder(**blob["config"])
+    encoder.load_state_dict(blob["state_dict"])
+    return encoder.eval(), dict(blob["settings"])
+
+
+def load_ensemble(checkpoint: Path) -> tuple[list[SimilarityEncoder], dict]:
+    """The encoders of a similarity checkpoint, and its crop settings."""
+    blob = weights.read(checkpoint, "similarity")
+    members = []
+    for member in blob["members"]:
+        encoder = SimilarityEncoder(EncoderConfig.from_dict(member["config"]))
+        encoder.load_state_dict(member["state_dict"])
+        members.append(encoder.eval())
+    return members, {"n_crops": int(blob["n_crops"]), "crop_frames": int(blob["crop_frames"])}
+
+
+def export(name: str, checkpoint: Path, out: Path | None = None) -> Path:
+    """Write the ONNX file of checkpoint `checkpoint` of model `name` (default: beside it,
+    with the suffix .onnx), atomically; returns its path."""
+    checkpoint = Path(checkpoint)
+    out = Path(out) if out is not None else checkpoint.with_suffix(".onnx")
+    if name == weights.FINGERPRINT.name:
+        encoder, settings = load_fingerprint(checkpoint)
+        version = fingerprint_version(encoder.config, settings, encoder)
+        settings = {**settings, "frames": encoder.config["frames"], "dim": encoder.config["dim"]}
+        module, example = encoder, torch.zeros(1, encoder.config["frames"], N_MELS)
+        names = {"mel": {0: "segments"}, "vectors": {0: "segments"}}
+    else:
+        members, settings = load_ensemble(checkpoint)
+        version = hashlib.blake2b(checkpoint.read_bytes(), digest_size=6).hexdigest()
+        module = Ensemble(members).eval()
+        settings["dim"] = sum(m.config.dim for m in members)
+        shape = (1, settings["n_crops"], settings["crop_frames"], members[0].config.n_mels)
+        example = torch.zeros(shape)
+        names = {"crops": {0: "tracks"}, "vectors": {0: "tracks"}}
+    model = _to_onnx(module, example, names)
+    entry = model.metadata_props.add()
+    entry.key, entry.value = weights.METADATA_KEY, weights.metadata(name, version, settings)
+    replace_atomically(out, lambda temporary: onnx.save(model, str(temporary)))
+    return out
+
+
+def _to_onnx(module: torch.nn.Module, example: torch.Tensor, axes: dict) -> onnx.ModelProto:
+    """`module` traced on `example` (first input and output named by `axes`, with their
+    dynamic axes)."""
+    buffer = io.BytesIO()
+    (input_name, output_name) = axes
+    with torch.inference_mode(), warnings.catch_warnings():
+        # the TorchScript exporter is deprecated, but needs nothing beyond torch and onnx
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            input_names=[input_name],
+            output_names=[output_name],
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(weights.TABLE))
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--out", type=Path, default=None, help="default: beside the checkpoint")
+    args = parser.parse_args()
+    print(export(args.name, args.checkpoint, args.out))
+
+
+if __name__ == "__main__":
+    main()
