@@ -15,8 +15,8 @@ from simlib.types import Segments
 SILENCE_MARGIN = 2.0
 """A segment whose loudest mel bin is within this (natural log units) of the floor is
 digital silence and gets no vector."""
-BATCH = 256
-"""Segments embedded per call: bounds the input to 6.5 MB."""
+BATCH = 64
+"""Segments embedded per call: bounds the input (1.6 MB) and the network's temporaries."""
 
 
 class FingerprintModel:
@@ -72,12 +72,12 @@ class FingerprintModel:
             mel = np.concatenate([mel, pad])
         step = max(1, int(round(hop_s * FRAME_RATE_HZ)))
         starts = np.arange(0, mel.shape[0] - frames + 1, step)
-        windows = np.lib.stride_tricks.sliding_window_view(mel, frames, axis=0)[starts]
-        loud = windows.max(axis=(1, 2)) > np.log(LOG_FLOOR) + SILENCE_MARGIN
-        starts, windows = starts[loud], windows[loud]
+        loudest = np.lib.stride_tricks.sliding_window_view(mel.max(axis=1), frames)[starts]
+        starts = starts[loudest.max(axis=1) > np.log(LOG_FLOOR) + SILENCE_MARGIN]
+        windows = np.lib.stride_tricks.sliding_window_view(mel, frames, axis=0)
         out = np.zeros((starts.size, self.dim), dtype=np.float32)
-        for i in range(0, starts.size, BATCH):
-            batch = np.ascontiguousarray(windows[i : i + BATCH].transpose(0, 2, 1))
+        for i in range(0, starts.size, BATCH):  # only a batch of windows is ever copied
+            batch = np.ascontiguousarray(windows[starts[i : i + BATCH]].transpose(0, 2, 1))
             out[i : i + BATCH] = self.runtime.session.run(None, {"mel": batch})[0]
         return Segments(start_s=(starts / FRAME_RATE_HZ).astype(np.float32), vectors=out)
 
