@@ -18,6 +18,7 @@ from simlib.library.embedders import (
     load_embedders,
     load_fingerprint_model,
     load_similarity_model,
+    stages_key,
 )
 from simlib.library.sync import ScanProgress, ScanReport
 from simlib.library.sync import scan as sync_catalog
@@ -66,6 +67,7 @@ def scan(
             follow_symlinks=follow,
             workers=workers or settings.worker_count(),
             progress=progress,
+            stages_key=stages_key(catalog.home),
         )
 
 

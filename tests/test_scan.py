@@ -218,3 +218,38 @@ def test_default_embedders_are_stored(home, library):
     report = api.scan([library], workers=1)
     assert report.analysed == 24
     assert os.path.exists(home / "catalog.db")
+
+
+RESCAN_PROBE = """
+import json, multiprocessing, sys, time
+from simlib import api
+started = time.monotonic()
+report = api.scan([sys.argv[1]], workers=2)
+print(json.dumps({
+    "seconds": time.monotonic() - started,
+    "unchanged": report.unchanged,
+    "torch": "torch" in sys.modules,
+    "children": len(multiprocessing.active_children()),
+}))
+"""
+
+
+def test_a_rescan_of_unchanged_files_starts_no_worker_and_loads_no_model(home, library):
+    """Unchanged files cost a stat each: no worker process, no model, no index build."""
+    import json
+    import subprocess
+    import sys
+
+    assert api.scan([library], workers=1).analysed == 24
+    done = subprocess.run(
+        [sys.executable, "-c", RESCAN_PROBE, str(library)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout)
+    assert probe["unchanged"] == 24
+    assert not probe["torch"] and probe["children"] == 0
+    assert probe["seconds"] < 2.0  # was 4-6 s: starting workers to load the models
+

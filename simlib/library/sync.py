@@ -16,10 +16,11 @@ interrupted scan keeps every finished track; the next one resumes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from simlib.audio import AUDIO_EXTENSIONS, AudioInfo, reason
@@ -36,7 +37,7 @@ from simlib.library.pipeline import (
     inspect_file,
     stage_specs,
 )
-from simlib.library.workers import WorkerCrash, WorkerPool
+from simlib.library.workers import LazyPool, WorkerCrash, WorkerPool
 
 IGNORED_SUFFIXES = frozenset({".part", ".crdownload", ".tmp", ".partial", ".download"})
 """Unfinished downloads: ignored until renamed to their final name."""
@@ -45,6 +46,9 @@ ScanProgress = Callable[[str, int, int, float], None]
 """progress(phase, done, total, audio_seconds_done); phases: inspect, analyse, index."""
 
 EmbedderFactory = Callable[[], list[Embedder]]
+Pool = WorkerPool | LazyPool
+STAGES_META = "stages"
+"""The catalog's note of the analysis stages last learnt from the workers, with their key."""
 
 
 @dataclass
@@ -250,9 +254,7 @@ class Sync:
             return True
         return False
 
-    def apply(
-        self, pool: WorkerPool, todo: list[Path], missing: dict[str, KnownTrack]
-    ) -> ScanReport:
+    def apply(self, pool: Pool, todo: list[Path], missing: dict[str, KnownTrack]) -> ScanReport:
         """Inspect, reuse, analyse and forget; every track is committed as it is done."""
         report = self.report
         to_analyse: list[tuple[Path, AudioInfo]] = []
@@ -324,19 +326,22 @@ def scan(
     follow_symlinks: bool = False,
     workers: int = 1,
     progress: ScanProgress | None = None,
-    pool: WorkerPool | None = None,
+    pool: Pool | None = None,
+    stages_key: str | None = None,
 ) -> ScanReport:
     """Scan `dirs` (all registered roots if empty) into `catalog`; see the module doc.
 
     `pool` lets a long-running caller (the watcher) reuse its worker processes;
-    its setup must be `embedder_factory`.
+    its setup must be `embedder_factory`. Otherwise workers start only once there is a
+    file to read; `stages_key` (see `known_stages`) spares loading the models just to
+    learn that nothing needs them.
     """
     started = time.monotonic()
     roots, missing_roots = resolve_roots(catalog, dirs, follow_symlinks)
     with contextlib.ExitStack() as stack:
         if pool is None:
-            pool = stack.enter_context(WorkerPool(workers, setup=embedder_factory))
-        stages = pool_stages(pool)
+            pool = stack.enter_context(LazyPool(workers, setup=embedder_factory))
+        stages = known_stages(catalog, pool, stages_key)
         sync = Sync(catalog, stages, progress)
         sync.report.missing_roots = missing_roots
         sync.report.roots = [str(path) for _, path, _ in roots]
@@ -349,7 +354,20 @@ def scan(
     return report
 
 
-def pool_stages(pool: WorkerPool) -> list[StageSpec]:
+def known_stages(catalog: Catalog, pool: Pool, key: str | None) -> list[StageSpec]:
+    """The analysis stages the pool's workers run: as noted in the catalog under the same
+    `key` (what the stages depend on: weights files and code), else asked of a worker."""
+    noted = json.loads(catalog.meta(STAGES_META) or "{}")
+    if key is not None and noted.get("key") == key:
+        return [StageSpec(**spec) for spec in noted["stages"]]
+    stages = pool_stages(pool)
+    if key is not None:
+        specs = [asdict(spec) for spec in stages]
+        catalog.set_meta(STAGES_META, json.dumps({"key": key, "stages": specs}))
+    return stages
+
+
+def pool_stages(pool: Pool) -> list[StageSpec]:
     """The analysis stages the pool's workers run, asked of a worker."""
     try:
         return pool.run_once(stage_specs)
