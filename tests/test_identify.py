@@ -99,7 +99,15 @@ def test_bad_clips_get_an_error_and_do_not_stop_the_batch(indexed, example_lib, 
     ]
     assert "error" in lines[0] and lines[0]["match"] is None
     assert lines[1]["match"]["path"].endswith(".flac") and "error" not in lines[1]
-    assert set(lines[1]["match"]) == {"path", "title", "artist", "album", "offset_s", "confidence"}
+    assert set(lines[1]["match"]) == {
+        "path",
+        "title",
+        "artist",
+        "album",
+        "offset_s",
+        "confidence",
+        "copies",
+    }
     assert lines[2]["error"] == "no such file or directory"
 
 

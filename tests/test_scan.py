@@ -252,4 +252,3 @@ def test_a_rescan_of_unchanged_files_starts_no_worker_and_loads_no_model(home, l
     assert probe["unchanged"] == 24
     assert not probe["torch"] and probe["children"] == 0
     assert probe["seconds"] < 2.0  # was 4-6 s: starting workers to load the models
-

@@ -397,6 +397,24 @@ class Catalog:
         )
         return {track_id} | {row[0] for row in rows}
 
+    def recordings(self, track_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:
+        """For each of `track_ids` that has copies (ok tracks with the same audio packets),
+        the ids of all of them, lowest first; tracks without copies are left out."""
+        ids = sorted(set(int(i) for i in track_ids))
+        found: dict[int, tuple[int, ...]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self.db.execute(
+                "SELECT t.id, c.id FROM tracks t JOIN tracks c ON c.content_hash = t.content_hash"
+                f" WHERE t.id IN ({','.join('?' * len(chunk))}) AND c.status = 'ok'"
+                " AND c.id != t.id ORDER BY c.id",
+                chunk,
+            )
+            for track_id, copy_id in rows:
+                found.setdefault(track_id, (track_id,))
+                found[track_id] += (copy_id,)
+        return {track_id: tuple(sorted(group)) for track_id, group in found.items()}
+
     def segments(self, model: str, since: int = -1) -> Iterator[tuple[int, Segments]]:
         """(track id, Segments) of every ok track's `model` fingerprints by track id, or
         of those analysed after generation `since`."""

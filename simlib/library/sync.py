@@ -158,6 +158,10 @@ class Sync:
         self.report = ScanReport()
         self.root_of: dict[str, int] = {}
         self.known: dict[str, KnownTrack] = {}
+        self.handled: dict[str, list[str]] = {
+            k: [] for k in ("analysed", "reused", "failed", "removed")
+        }
+        """The paths behind each count of the report (the watcher's log names them)."""
 
     def _is_current(self, known: KnownTrack) -> bool:
         return known.status == "ok" and known.versions == self.versions
@@ -226,6 +230,7 @@ class Sync:
 
     def fail(self, state: FileState, reason: str) -> None:
         self.report.failed += 1
+        self.handled["failed"].append(state.path)
         self.report.errors[state.path] = reason
         self.catalog.write_error(
             state, self.root_of[state.path], from_filename(Path(state.path)), reason
@@ -256,8 +261,32 @@ class Sync:
 
     def apply(self, pool: Pool, todo: list[Path], missing: dict[str, KnownTrack]) -> ScanReport:
         """Inspect, reuse, analyse and forget; every track is committed as it is done."""
+        to_analyse, copies = self._inspect_all(pool, todo, missing)
+        self._analyse_all(pool, to_analyse, missing)
+        leftover = [
+            (path, info) for path, state, info in copies if not self._reused(state, info, missing)
+        ]
+        self._analyse_all(pool, leftover, missing)  # copies of audio that failed: rare
         report = self.report
+        report.removed += self.catalog.delete_tracks(k.id for k in missing.values())
+        self.handled["removed"] += list(missing)
+        return report
+
+    def _reused(self, state: FileState, info: AudioInfo, missing: dict[str, KnownTrack]) -> bool:
+        if not self.reuse(state, info.content_hash, missing):
+            return False
+        self.report.reused += 1
+        self.handled["reused"].append(state.path)
+        return True
+
+    def _inspect_all(
+        self, pool: Pool, todo: list[Path], missing: dict[str, KnownTrack]
+    ) -> tuple[list[tuple[Path, AudioInfo]], list[tuple[Path, FileState, AudioInfo]]]:
+        """Hash the files: (files to analyse, copies of their audio among the others, which
+        reuse the analysis once it is done)."""
         to_analyse: list[tuple[Path, AudioInfo]] = []
+        copies: list[tuple[Path, FileState, AudioInfo]] = []
+        hashes: set[str] = set()
         for done, (path, result) in enumerate(pool.map(_inspect, todo), 1):
             self.progress("inspect", done, len(todo), 0.0)
             if result is None:
@@ -268,11 +297,17 @@ class Sync:
             state, info = result
             if isinstance(info, str):
                 self.fail(state, info)
-            elif self.reuse(state, info.content_hash, missing):
-                report.reused += 1
-            else:
+            elif info.content_hash in hashes:
+                copies.append((path, state, info))
+            elif not self._reused(state, info, missing):
                 to_analyse.append((path, info))
+                hashes.add(info.content_hash)
+        return to_analyse, copies
 
+    def _analyse_all(
+        self, pool: Pool, to_analyse: list[tuple[Path, AudioInfo]], missing: dict[str, KnownTrack]
+    ) -> None:
+        report = self.report
         for done, ((path, _info), result) in enumerate(pool.map(_analyse, to_analyse), 1):
             if isinstance(result, Analysis):
                 self.catalog.write_analysis(
@@ -284,13 +319,12 @@ class Sync:
                 )
                 report.analysed += 1
                 report.audio_s += result.duration_s
+                self.handled["analysed"].append(str(path))
             elif isinstance(result, (str, WorkerCrash)):
                 self.fail(_error_state(path), str(result))
             elif str(path) in self.known:
                 missing[str(path)] = self.known[str(path)]
             self.progress("analyse", done, len(to_analyse), report.audio_s)
-        report.removed += self.catalog.delete_tracks(k.id for k in missing.values())
-        return report
 
 
 def resolve_roots(
