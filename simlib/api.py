@@ -20,6 +20,7 @@ from simlib.library.embedders import (
     load_similarity_model,
     stages_key,
 )
+from simlib.library.roots import forget_root
 from simlib.library.sync import ScanProgress, ScanReport
 from simlib.library.sync import scan as sync_catalog
 from simlib.library.watch import Watcher, WatchSettings
@@ -75,6 +76,23 @@ def status(home: Path | str | None = None) -> dict:
     """Library counts, failures with reasons, index freshness and disk use."""
     with session(home) as (catalog, _settings):
         return catalog.summary()
+
+
+def roots(home: Path | str | None = None) -> list[dict]:
+    """The registered library folders: path, present (the folder is there), tracks (ok),
+    failed and last_scan_at."""
+    with session(home) as (catalog, _settings):
+        return [{k: v for k, v in row.items() if k != "id"} for row in catalog.root_summaries()]
+
+
+def remove_root(
+    folder: Path | str, *, home: Path | str | None = None, dry_run: bool = False
+) -> int:
+    """Forget a registered library folder: its tracks leave the catalog and the indexes.
+    Returns how many tracks it held; with `dry_run` nothing changes."""
+    with session(home) as (catalog, _settings), writer_lock(catalog.home):
+        factory = partial(load_embedders, catalog.home)
+        return forget_root(catalog, folder, factory, stages_key(catalog.home), dry_run)
 
 
 def identify(

@@ -252,3 +252,22 @@ def test_a_rescan_of_unchanged_files_starts_no_worker_and_loads_no_model(home, l
     assert probe["unchanged"] == 24
     assert not probe["torch"] and probe["children"] == 0
     assert probe["seconds"] < 2.0  # was 4-6 s: starting workers to load the models
+
+
+def test_a_renamed_library_folder_keeps_its_tracks(catalog, library, tmp_path):
+    """Scanning a library's top folder under its new name moves the vanished root's tracks
+    (same ids, no new analysis) instead of adding a second copy of each."""
+    run_scan(catalog, library)
+    ids = ids_by_name(catalog)
+    renamed = tmp_path / "renamed library"
+    library.rename(renamed)
+    embedder = MeanMel()
+    report = run_scan(catalog, renamed, embedder)
+    assert (report.reused, report.analysed, embedder.calls) == (24, 0, 0)
+    assert ids_by_name(catalog) == ids
+    paths = [row[0] for row in catalog.db.execute("SELECT path FROM tracks")]
+    assert len(paths) == 24 and all(p.startswith(str(renamed)) for p in paths)
+    summary = catalog.summary()
+    assert summary["missing_roots"] == [str(library)]
+    rescan = scan(catalog, [], lambda: [MeanMel()])
+    assert rescan.missing_roots == rescan.empty_missing_roots == [str(library)]

@@ -166,6 +166,33 @@ class Catalog:
     def roots(self) -> list[dict]:
         return list(self.db["roots"].rows_where(order_by="path"))
 
+    def root_summaries(self) -> list[dict]:
+        """Every root with its track counts (ok and failed) and whether its folder is there."""
+        counts: dict[int, dict[str, int]] = {}
+        for root_id, status, count in self.db.execute(
+            "SELECT root_id, status, COUNT(*) FROM tracks GROUP BY root_id, status"
+        ):
+            counts.setdefault(root_id, {})[status] = count
+        return [
+            {
+                "path": row["path"],
+                "present": Path(row["path"]).is_dir(),
+                "tracks": counts.get(row["id"], {}).get("ok", 0),
+                "failed": counts.get(row["id"], {}).get("error", 0),
+                "last_scan_at": row["last_scan_at"],
+                "id": row["id"],
+            }
+            for row in self.roots()
+        ]
+
+    def delete_root(self, root_id: int) -> int:
+        """Forget a root and every track under it; return the number of tracks forgotten."""
+        with self.db.atomic():
+            rows = self.db.execute("SELECT id FROM tracks WHERE root_id = ?", [root_id])
+            removed = self.delete_tracks(row[0] for row in rows.fetchall())
+            self.db.execute("DELETE FROM roots WHERE id = ?", [root_id])
+        return removed
+
     def mark_root_scanned(self, root_id: int) -> None:
         with self.db.atomic():
             self.db.execute("UPDATE roots SET last_scan_at = ? WHERE id = ?", [_now(), root_id])
@@ -487,9 +514,11 @@ class Catalog:
             )
         }
         disk["index_bytes"] = sum(row["bytes"] or 0 for row in indexes)
+        roots = [row["path"] for row in self.roots()]
         return {
             "home": str(self.home),
-            "roots": [row["path"] for row in self.roots()],
+            "roots": roots,
+            "missing_roots": [path for path in roots if not Path(path).is_dir()],
             "tracks": counts.get("ok", 0),
             "failed": counts.get("error", 0),
             "audio_hours": round(audio_s / 3600, 3),

@@ -67,6 +67,8 @@ class ScanReport:
     seconds: float = 0.0
     indexes: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    empty_missing_roots: list[str] = field(default_factory=list)
+    """Missing roots that hold no track any more (say, renamed and scanned by a new name)."""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -249,8 +251,10 @@ class Sync:
             source = self.known.get(row["path"])
             if source is None or not self._is_current(source):
                 continue
-            if row["path"] in missing and not os.path.lexists(row["path"]):
-                del missing[row["path"]]  # moved or renamed: keep the id and the analysis
+            if not os.path.lexists(row["path"]):
+                # moved or renamed, within a root or out of another (a renamed top folder):
+                # keep the id and the analysis
+                missing.pop(row["path"], None)
                 if before:
                     self.catalog.delete_tracks([before.id])
                 self.catalog.update_file(row["id"], state, root_id, read_tags(Path(state.path)))
@@ -384,6 +388,8 @@ def scan(
     for root_id, _, _ in roots:
         catalog.mark_root_scanned(root_id)
     report.indexes = rebuild_indexes(catalog, stages, lambda d, t: sync.progress("index", d, t, 0))
+    counts = {row["path"]: row["tracks"] + row["failed"] for row in catalog.root_summaries()}
+    report.empty_missing_roots = [path for path in missing_roots if counts.get(path) == 0]
     report.seconds = time.monotonic() - started
     return report
 
