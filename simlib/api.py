@@ -73,7 +73,8 @@ def scan(
 
 
 def status(home: Path | str | None = None) -> dict:
-    """Library counts, failures with reasons, index freshness and disk use."""
+    """Library counts, failures with reasons, index freshness, disk use, and the state of
+    a running watcher (None if none runs)."""
     with session(home) as (catalog, _settings):
         return catalog.summary()
 
@@ -156,11 +157,13 @@ def watch(
     settings: WatchSettings | None = None,
     log: Callable[[dict], None] | None = None,
     on_tick: Callable[[dict], None] | None = None,
+    progress: ScanProgress | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Keep the catalog and indexes current until `stop` is set (or Ctrl-C); see
     `simlib.library.watch`. `log` receives one dict per event (batch, indexes-rebuilt,
-    root-missing, ...); `on_tick` a status snapshot several times a second."""
+    root-missing, ...); `on_tick` a status snapshot several times a second; `progress`
+    follows the scans of whole folders (on start, and when a missing one returns)."""
     with session(home) as (catalog, config):
         watcher = Watcher(
             catalog,
@@ -171,6 +174,7 @@ def watch(
             settings=settings,
             log=log,
             on_tick=on_tick,
+            progress=progress,
         )
         watcher.run(stop or threading.Event())
 

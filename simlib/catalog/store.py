@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
+from simlib.catalog.lock import watcher_state
 from simlib.catalog.migrations import MIGRATIONS, SCHEMA_VERSION
 from simlib.config import CATALOG_NAME, SimlibError
 from simlib.types import Segments, Tags, Track
@@ -492,7 +493,8 @@ class Catalog:
     # -- status -------------------------------------------------------------------
 
     def summary(self) -> dict:
-        """Counts, failures with reasons, index freshness and disk use."""
+        """Counts, failures with reasons, index freshness, disk use, and what a running
+        watcher noted (None if none runs)."""
         counts = dict(self.db.execute("SELECT status, COUNT(*) FROM tracks GROUP BY status"))
         audio_s = self.db.execute(
             "SELECT COALESCE(SUM(duration_s), 0) FROM tracks WHERE status = 'ok'"
@@ -526,6 +528,7 @@ class Catalog:
             "generation": generation,
             "indexes": indexes,
             "disk": disk,
+            "watcher": watcher_state(self.home),
         }
 
 
