@@ -179,6 +179,17 @@ def watch(
         watcher.run(stop or threading.Event())
 
 
+def _check_noise_dir(noise_dir: Path | None) -> None:
+    """Fingerprint training mixes speech clips (and ambient ones, if any) into its views."""
+    if noise_dir is None:
+        raise SimlibError("train fingerprint needs a noise folder (--noise DIR): speech/*.wav")
+    if not any(Path(noise_dir, "speech").glob("*.wav")):
+        raise SimlibError(
+            f"{noise_dir}: no speech/*.wav clips (train fingerprint mixes them into its views; "
+            "ambient/*.wav are optional)"
+        )
+
+
 def train(
     kind: str,
     *,
@@ -198,6 +209,8 @@ def train(
     """
     if kind not in weights.TABLE:
         raise SimlibError(f"unknown model {kind!r}: train fingerprint or similarity")
+    if kind == weights.FINGERPRINT.name:
+        _check_noise_dir(noise_dir)
     with session(home) as (catalog, _settings):
         tracks = catalog.library()
         home_dir = catalog.home
