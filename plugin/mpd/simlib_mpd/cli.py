@@ -18,6 +18,17 @@ DEFAULTS = DjSettings()
 """Named in the help texts."""
 
 
+def fill_once(player: Dj, verbose: int) -> None:
+    """`--once`: print what was queued; exit 1 if nothing could be (the log says why)."""
+    queued = player.once()
+    for candidate in queued:
+        typer.echo(f"queued {candidate.uri}")
+    if not queued and not verbose:
+        typer.echo("queued nothing (-v tells why)", err=True)
+    if player.stuck:
+        raise typer.Exit(1)
+
+
 def dj(
     host: Annotated[
         str | None,
@@ -118,14 +129,12 @@ def dj(
             allow_same_artist=allow_same_artist,
         )
         player = Dj(settings, data_home, music_dir)
+        for signum in (signal.SIGTERM, signal.SIGHUP):  # stop as Ctrl-C does (not if ignored)
+            if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+                signal.signal(signum, signal.default_int_handler)
         if once:
-            queued = player.once()
-            for candidate in queued:
-                typer.echo(f"queued {candidate.uri}")
-            if not queued:
-                typer.echo("queued nothing (-v tells why)", err=True)
+            fill_once(player, verbose)
             return
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
         player.run()
     except KeyboardInterrupt:
         logger.info("stopped")
