@@ -7,9 +7,33 @@ The Python API (the CLI and the plugins call nothing else):
     simlib.identify(["clip.wav"])            # which track is this, and where in it?
     simlib.similar(["song.mp3"], n=10)       # tracks that sound like this one
     simlib.status()                          # counts, failures, index freshness
+    simlib.roots()                           # the library folders, with track counts
+    simlib.remove_root("~/Old")              # forget a folder and its tracks
     simlib.watch(["~/Music"])                # follow changes until stopped
 """
 
-from simlib.api import identify, open_catalog, scan, session, similar, status, train, watch
+from simlib.api import (
+    identify,
+    open_catalog,
+    remove_root,
+    roots,
+    scan,
+    session,
+    similar,
+    status,
+    train,
+    watch,
+)
 
-__all__ = ["identify", "open_catalog", "scan", "session", "similar", "status", "train", "watch"]
+__all__ = [
+    "identify",
+    "open_catalog",
+    "remove_root",
+    "roots",
+    "scan",
+    "session",
+    "similar",
+    "status",
+    "train",
+    "watch",
+]

@@ -19,7 +19,9 @@ from simlib.library.embedders import (
     load_embedders,
     load_fingerprint_model,
     load_similarity_model,
+    stages_key,
 )
+from simlib.library.roots import forget_root
 from simlib.library.sync import ScanProgress, ScanReport
 from simlib.library.sync import scan as sync_catalog
 from simlib.library.watch import Watcher, WatchSettings
@@ -67,13 +69,32 @@ def scan(
             follow_symlinks=follow,
             workers=workers or settings.worker_count(),
             progress=progress,
+            stages_key=stages_key(catalog.home),
         )
 
 
 def status(home: Path | str | None = None) -> dict:
-    """Library counts, failures with reasons, index freshness and disk use."""
+    """Library counts, failures with reasons, index freshness, disk use, and the state of
+    a running watcher (None if none runs)."""
     with session(home) as (catalog, _settings):
         return catalog.summary()
+
+
+def roots(home: Path | str | None = None) -> list[dict]:
+    """The registered library folders: path, present (the folder is there), tracks (ok),
+    failed and last_scan_at."""
+    with session(home) as (catalog, _settings):
+        return [{k: v for k, v in row.items() if k != "id"} for row in catalog.root_summaries()]
+
+
+def remove_root(
+    folder: Path | str, *, home: Path | str | None = None, dry_run: bool = False
+) -> int:
+    """Forget a registered library folder: its tracks leave the catalog and the indexes.
+    Returns how many tracks it held; with `dry_run` nothing changes."""
+    with session(home) as (catalog, _settings), writer_lock(catalog.home):
+        factory = partial(load_embedders, catalog.home)
+        return forget_root(catalog, folder, factory, stages_key(catalog.home), dry_run)
 
 
 def identify(
@@ -137,11 +158,13 @@ def watch(
     settings: WatchSettings | None = None,
     log: Callable[[dict], None] | None = None,
     on_tick: Callable[[dict], None] | None = None,
+    progress: ScanProgress | None = None,
     stop: threading.Event | None = None,
 ) -> None:
     """Keep the catalog and indexes current until `stop` is set (or Ctrl-C); see
     `simlib.library.watch`. `log` receives one dict per event (batch, indexes-rebuilt,
-    root-missing, ...); `on_tick` a status snapshot several times a second."""
+    root-missing, ...); `on_tick` a status snapshot several times a second; `progress`
+    follows the scans of whole folders (on start, and when a missing one returns)."""
     with session(home) as (catalog, config):
         watcher = Watcher(
             catalog,
@@ -152,8 +175,20 @@ def watch(
             settings=settings,
             log=log,
             on_tick=on_tick,
+            progress=progress,
         )
         watcher.run(stop or threading.Event())
+
+
+def _check_noise_dir(noise_dir: Path | None) -> None:
+    """Fingerprint training mixes speech clips (and ambient ones, if any) into its views."""
+    if noise_dir is None:
+        raise SimlibError("train fingerprint needs a noise folder (--noise DIR): speech/*.wav")
+    if not any(Path(noise_dir, "speech").glob("*.wav")):
+        raise SimlibError(
+            f"{noise_dir}: no speech/*.wav clips (train fingerprint mixes them into its views; "
+            "ambient/*.wav are optional)"
+        )
 
 
 def train(
@@ -176,6 +211,8 @@ def train(
     """
     if kind not in weights.TABLE:
         raise SimlibError(f"unknown model {kind!r}: train fingerprint or similarity")
+    if kind == weights.FINGERPRINT.name:
+        _check_noise_dir(noise_dir)
     with session(home) as (catalog, _settings):
         tracks = catalog.library()
         home_dir = catalog.home

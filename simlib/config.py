@@ -37,6 +37,35 @@ def config_section(home: Path, section: str) -> dict:
         raise SimlibError(f"cannot read {path}: {error}") from error
 
 
+TYPE_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "text"}
+
+
+def _expected(annotation: str) -> type:
+    """The value type a settings field of this (string) annotation takes."""
+    return next((t for t in (bool, int, float) if t.__name__ in annotation.split(" | ")), str)
+
+
+def checked(cls: type, data: dict, where: str) -> dict:
+    """`data` (a config.toml table) for dataclass `cls`: unknown names and values of the
+    wrong type are one-line errors naming them; whole numbers given as text are taken."""
+    kinds = {f.name: _expected(str(f.type)) for f in fields(cls)}
+    unknown = sorted(set(data) - set(kinds))
+    if unknown:
+        raise SimlibError(f"{where}: unknown setting(s) {', '.join(unknown)}")
+    values = {}
+    for name, value in data.items():
+        kind = kinds[name]
+        if kind is int and isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        fits = isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            fits, value = True, float(value)
+        if not fits:
+            raise SimlibError(f"{where}: {name} is not {TYPE_WORDS[kind]}: {value!r}")
+        values[name] = value
+    return values
+
+
 @dataclass(frozen=True)
 class Settings:
     """The `[simlib]` table of `config.toml`. A setting left out (None) takes its default
@@ -55,10 +84,7 @@ class Settings:
     def load(cls, home: Path) -> Settings:
         """The `[simlib]` table of `home/config.toml` over the defaults."""
         data = config_section(home, "simlib")
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise SimlibError(f"{home / CONFIG_NAME}: unknown setting(s) {', '.join(unknown)}")
-        return cls(**data)
+        return cls(**checked(cls, data, f"{home / CONFIG_NAME} [simlib]"))
 
     def worker_count(self) -> int:
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)

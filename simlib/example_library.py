@@ -211,8 +211,32 @@ def make_library(
     return paths
 
 
-if __name__ == "__main__":
-    import sys
+def main(argv: list[str] | None = None) -> None:
+    """`python -m simlib.example_library [FOLDER]`."""
+    import argparse
 
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "examples/library")
-    print(f"wrote {len(make_library(target))} tracks under {target}")
+    parser = argparse.ArgumentParser(
+        prog="python -m simlib.example_library",
+        description="Write a small tagged library of synthetic music (12 albums by 6 "
+        "artists, every common container) to try simlib on.",
+    )
+    parser.add_argument(
+        "folder",
+        nargs="?",
+        type=Path,
+        default=Path("examples/library"),
+        help="where to write it (default: examples/library)",
+    )
+    parser.add_argument("--tracks-per-album", type=int, default=3, metavar="N", help="default: 3")
+    parser.add_argument(
+        "--seconds", type=float, default=12.0, metavar="S", help="track length (default: 12)"
+    )
+    args = parser.parse_args(argv)
+    if args.tracks_per_album < 1 or args.seconds < 1:
+        parser.error("--tracks-per-album and --seconds must be at least 1")
+    written = make_library(args.folder, args.tracks_per_album, args.seconds)
+    print(f"wrote {len(written)} tracks under {args.folder}")
+
+
+if __name__ == "__main__":
+    main()

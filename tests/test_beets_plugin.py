@@ -126,3 +126,23 @@ def test_scan_roots_never_nest_library_roots():
     paths = ["/music/A/1.mp3", "/beets/B/2.mp3", "/elsewhere/C/3.flac", "/music2/4.ogg"]
     roots = ["/music", "/mus"]
     assert scan_roots(paths, roots, "/beets") == ["/beets", "/elsewhere/C", "/music", "/music2"]
+
+
+def test_an_import_in_place_registers_its_top_folder_once(tmp_path):
+    """`copy: no` leaves the files where they are: the folder given to `beet import` becomes
+    one simlib root, not one root per album folder."""
+    (tmp_path / "config.yaml").write_text(
+        CONFIG.format(root=tmp_path).replace("copy: yes", "copy: no")
+    )
+    source = tmp_path / "incoming"
+    example_library.make_library(
+        source, tracks_per_album=1, seconds=4.0, styles=example_library.default_styles()[:3]
+    )
+    done = beet(tmp_path, "import", "-A", "-q", str(source))
+    assert done.returncode == 0, done.stderr
+    catalog = simlib.open_catalog(tmp_path / "simlib-home")
+    try:
+        assert [r["path"] for r in catalog.roots()] == [os.path.realpath(source)]
+        assert len(catalog.library()) == 3
+    finally:
+        catalog.close()

@@ -90,7 +90,7 @@ def test_bad_clips_get_an_error_and_do_not_stop_the_batch(indexed, example_lib, 
             str(indexed),
         ],
     )
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # an input failed; the others are answered
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [line["query"] for line in lines] == [
         str(text),
@@ -99,8 +99,20 @@ def test_bad_clips_get_an_error_and_do_not_stop_the_batch(indexed, example_lib, 
     ]
     assert "error" in lines[0] and lines[0]["match"] is None
     assert lines[1]["match"]["path"].endswith(".flac") and "error" not in lines[1]
-    assert set(lines[1]["match"]) == {"path", "title", "artist", "album", "offset_s", "confidence"}
-    assert lines[2]["error"] == "no such file or directory"
+    assert set(lines[1]["match"]) == {
+        "path",
+        "title",
+        "artist",
+        "album",
+        "offset_s",
+        "confidence",
+        "copies",
+    }
+    assert lines[2]["error"] == "no such file"
+    assert result.stderr.splitlines() == [
+        f"{text}: not an audio file",
+        f"{tmp_path / 'missing.wav'}: no such file",
+    ]
 
 
 def test_a_readable_line_per_clip(indexed, example_lib, tmp_path):

@@ -279,7 +279,7 @@ def test_once_warns_about_songs_missing_from_the_catalog(mpd_server, tmp_path):
         str(mpd_server.music_dir),
         env={"MPD_HOST": "127.0.0.1"},
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # it could do nothing
     assert f"{song} is not in the simlib catalog" in done.stderr
     assert "nothing to queue" in done.stderr
     assert queue_of(mpd_server) == [song]
@@ -344,6 +344,31 @@ def test_background_dj_follows_the_player_skips_and_restarts(mpd_server, dj_home
         assert wait_for_queue(mpd_server, 3, log) == [second, *after]
     finally:
         dj.send_signal(signal.SIGTERM)
+        code = dj.wait(timeout=20)
+    assert code == 0, log.read_text()
+    assert log.read_text().endswith("stopped\n")
+
+
+def test_once_says_why_nothing_was_queued(mpd_server, dj_home):
+    queue = uris(mpd_server.music_dir)[:3]
+    play_paused(mpd_server, queue, 0)  # two songs after the current one: enough
+    verbose = run_dj(dj_home, "--once", "-v", *over_tcp(mpd_server))
+    assert verbose.returncode == 0, verbose.stderr  # nothing to do is not a failure
+    assert "the queue already holds 2 songs after the current one" in verbose.stderr
+    assert "-v tells why" not in verbose.stderr
+    quiet = run_dj(dj_home, "--once", *over_tcp(mpd_server))
+    assert quiet.returncode == 0 and quiet.stderr == "queued nothing (-v tells why)\n"
+    assert queue_of(mpd_server) == queue
+
+
+def test_sighup_stops_the_background_dj(mpd_server, dj_home, tmp_path):
+    log = tmp_path / "dj.log"
+    with log.open("w") as stderr:
+        dj = subprocess.Popen(dj_command(dj_home, "-v", *over_tcp(mpd_server)), stderr=stderr)
+    try:
+        wait_for(lambda: "connected to MPD" in log.read_text(), log)
+    finally:
+        dj.send_signal(signal.SIGHUP)
         code = dj.wait(timeout=20)
     assert code == 0, log.read_text()
     assert log.read_text().endswith("stopped\n")

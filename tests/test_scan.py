@@ -218,3 +218,61 @@ def test_default_embedders_are_stored(home, library):
     report = api.scan([library], workers=1)
     assert report.analysed == 24
     assert os.path.exists(home / "catalog.db")
+
+
+RESCAN_PROBE = """
+import json, multiprocessing, sys, time
+from simlib import api
+started = time.monotonic()
+report = api.scan([sys.argv[1]], workers=2)
+print(json.dumps({
+    "seconds": time.monotonic() - started,
+    "unchanged": report.unchanged,
+    "model runtime": "onnxruntime" in sys.modules or "torch" in sys.modules,
+    "children": len(multiprocessing.active_children()),
+}))
+"""
+
+
+def test_a_rescan_of_unchanged_files_starts_no_worker_and_loads_no_model(
+    home, tmp_path, example_lib
+):
+    """Unchanged files cost a stat each: no worker process, no model, no index build."""
+    import json
+    import subprocess
+    import sys
+
+    folder = tmp_path / "few"
+    for album in sorted(p for p in example_lib.glob("*/*") if p.is_dir())[:2]:
+        shutil.copytree(album, folder / album.name)
+    assert api.scan([folder], workers=1).analysed == 4
+    done = subprocess.run(
+        [sys.executable, "-c", RESCAN_PROBE, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    probe = json.loads(done.stdout)
+    assert probe["unchanged"] == 4
+    assert not probe["model runtime"] and probe["children"] == 0
+    assert probe["seconds"] < 2.0  # was 4-6 s: starting workers to load the models
+
+
+def test_a_renamed_library_folder_keeps_its_tracks(catalog, library, tmp_path):
+    """Scanning a library's top folder under its new name moves the vanished root's tracks
+    (same ids, no new analysis) instead of adding a second copy of each."""
+    run_scan(catalog, library)
+    ids = ids_by_name(catalog)
+    renamed = tmp_path / "renamed library"
+    library.rename(renamed)
+    embedder = MeanMel()
+    report = run_scan(catalog, renamed, embedder)
+    assert (report.reused, report.analysed, embedder.calls) == (24, 0, 0)
+    assert ids_by_name(catalog) == ids
+    paths = [row[0] for row in catalog.db.execute("SELECT path FROM tracks")]
+    assert len(paths) == 24 and all(p.startswith(str(renamed)) for p in paths)
+    summary = catalog.summary()
+    assert summary["missing_roots"] == [str(library)]
+    rescan = scan(catalog, [], lambda: [MeanMel()])
+    assert rescan.missing_roots == rescan.empty_missing_roots == [str(library)]

@@ -51,4 +51,4 @@ def test_train_needs_a_library_and_a_known_model(home, library):
     assert result.exit_code == 1 and "library is empty" in result.stderr
     api.scan([library], workers=1)
     result = runner.invoke(app, ["train", "tempo"])
-    assert result.exit_code == 1 and "unknown model" in result.stderr
+    assert result.exit_code == 2 and "unknown model" in result.stderr  # a usage error

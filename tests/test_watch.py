@@ -309,3 +309,72 @@ def test_concurrent_readers_never_fail_during_ingest_and_rebuilds(tmp_path, exam
         watcher.wait(timeout=30)
     for out, err in outputs:
         assert out.strip() == "0", err
+
+
+def test_batches_name_their_files_and_no_empty_rebuild_is_logged(watched, example_lib):
+    root, catalog, events = watched
+    new = root / "new.flac"
+    shutil.copy2(sorted(example_lib.rglob("*.flac"))[-1], new)
+    wait_for(lambda: any(e["event"] == "batch" for e in events))
+    batch = next(e for e in events if e["event"] == "batch")
+    assert batch["files"] == {"analysed": [str(new)]}
+    from simlib.cli import describe_event
+
+    assert describe_event(batch, [str(root)]) == "batch: 1 analysed (new.flac)"
+    new.unlink()
+    wait_for(lambda: sum(e["event"] == "batch" for e in events) == 2)
+    assert [e for e in events if e["event"] == "batch"][1]["files"] == {"removed": [str(new)]}
+    time.sleep(FAST.quiet_s * 2)
+    rebuilt = [e["indexes"] for e in events if e["event"] == "indexes-rebuilt"]
+    assert rebuilt and all(rebuilt)
+
+
+def test_watch_shows_scan_progress_and_status_tells_a_watcher_keeps_it_current(
+    tmp_path, example_lib
+):
+    """A real `simlib watch` on a never-scanned folder, text log: the first reconcile shows
+    the scan's progress; while it runs `simlib status` says so, with the changes waiting."""
+    from typer.testing import CliRunner
+
+    from simlib.cli import app
+
+    root = tmp_path / "music"
+    shutil.copytree(sorted(p for p in example_lib.glob("*/*") if p.is_dir())[0], root)
+    env = {**os.environ, "SIMLIB_HOME": str(tmp_path / "home")}
+    watcher = subprocess.Popen(
+        cli("watch", root, "--workers", "1"), env=env, stderr=subprocess.PIPE, text=True
+    )
+    lines = []
+    try:
+        while not lines or " watching " not in lines[-1]:
+            lines.append(watcher.stderr.readline())
+            assert lines[-1], "".join(lines)
+        progress = [line for line in lines if line.startswith("analyse")]
+        assert progress and "2/2" in progress[0] and "min of audio" in progress[0]
+        status = CliRunner().invoke(app, ["status", "--home", str(tmp_path / "home")])
+        assert "watcher   running" in status.stdout
+        assert "keeps the catalog current (0 changes waiting)" in status.stdout
+        source = sorted(example_lib.rglob("*.wav"))[0].read_bytes()
+        with open(root / "slow.wav", "wb") as handle:  # settling while it is written
+            for start in range(0, len(source), 2048):
+                handle.write(source[start : start + 2048])
+                handle.flush()
+                state = api_status(tmp_path / "home")["watcher"]
+                if state.get("waiting"):
+                    break
+                time.sleep(0.05)
+            handle.write(source[start + 2048 :])
+        assert state["waiting"] == 1
+        wait_for(lambda: api_status(tmp_path / "home")["tracks"] == 3)
+        status = CliRunner().invoke(app, ["status", "--home", str(tmp_path / "home")])
+        assert "no (watcher rebuilds)" in status.stdout
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        watcher.wait(timeout=30)
+    assert api_status(tmp_path / "home")["watcher"] is None
+
+
+def api_status(home: Path) -> dict:
+    from simlib import api
+
+    return api.status(home)

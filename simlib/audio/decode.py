@@ -64,14 +64,40 @@ def _one_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
+OS_REASONS = (
+    (FileNotFoundError, "no such file"),
+    (IsADirectoryError, "is a folder"),
+    (PermissionError, "permission denied"),
+)
+"""How a failure to open an input is said to the user (no errno numbers)."""
+EMPTY = "empty file (0 bytes)"
+
+
 def reason(error: DecodeError | OSError) -> str:
     """The one-line reason an input could not be read, as simlib reports it."""
+    for kind, text in OS_REASONS:
+        if isinstance(error, kind):
+            return text
     if isinstance(error, OSError) and error.strerror:
         return error.strerror.lower()
     return _one_line(error)
 
 
+def _is_empty(source: AudioSource) -> bool:
+    """Whether a file or a seekable stream holds no bytes (FFmpeg would call it invalid)."""
+    if isinstance(source, str | Path):
+        return Path(source).is_file() and Path(source).stat().st_size == 0
+    if not source.seekable():
+        return False
+    here = source.tell()
+    end = source.seek(0, 2)
+    source.seek(here)
+    return end == here
+
+
 def _open(source: AudioSource) -> av.container.InputContainer:
+    if _is_empty(source):
+        raise DecodeError(EMPTY)
     try:
         target = source if not isinstance(source, Path) else str(source)
         container = av.open(target, mode="r", options={"probesize": str(PROBE_BYTES)})
@@ -81,8 +107,10 @@ def _open(source: AudioSource) -> av.container.InputContainer:
         raise FileNotFoundError(str(source)) from error
     except av.error.PermissionError as error:
         raise PermissionError(_one_line(error)) from error
+    except av.error.IsADirectoryError as error:
+        raise IsADirectoryError(str(source)) from error
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as error:
-        raise DecodeError(f"not a readable audio file ({_one_line(error)})") from error
+        raise DecodeError("not an audio file") from error
     if not container.streams.audio:
         container.close()
         raise DecodeError("no audio stream")
@@ -108,9 +136,9 @@ def inspect(source: AudioSource) -> AudioInfo:
                     last_end_s = max(last_end_s, float(end * packet.time_base))
         except av.error.FFmpegError as error:
             if packets == 0:
-                raise DecodeError(f"no audio packets ({_one_line(error)})") from error
+                raise DecodeError("no audio data") from error
         if packets == 0:
-            raise DecodeError("no audio packets")
+            raise DecodeError("no audio data")
         duration_s = None
         if stream.duration is not None and stream.time_base is not None:
             duration_s = float(stream.duration * stream.time_base)
@@ -168,7 +196,7 @@ def stream(
             yield from blocks.add(samples)
         yield from blocks.rest()
     except av.error.FFmpegError as error:
-        raise DecodeError(f"decoding failed ({_one_line(error)})") from error
+        raise DecodeError("the audio cannot be decoded (a damaged file?)") from error
     finally:
         container.close()
 
@@ -190,7 +218,7 @@ def _frames(container: av.container.InputContainer, audio: av.AudioStream) -> It
         except av.error.FFmpegError as error:
             bad += 1
             if bad > 16 and bad > MAX_BAD_PACKET_SHARE * (good + bad):
-                raise DecodeError(f"corrupt audio ({_one_line(error)})") from error
+                raise DecodeError("damaged audio: most of it cannot be decoded") from error
             continue
         good += bool(packet.size)
         yield from frames

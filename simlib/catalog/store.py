@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import sqlite_utils
 
+from simlib.catalog.lock import watcher_state
 from simlib.catalog.migrations import MIGRATIONS, SCHEMA_VERSION
 from simlib.config import CATALOG_NAME, SimlibError
 from simlib.types import Segments, Tags, Track
@@ -121,6 +122,15 @@ class Catalog:
         row = self.db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return int(row[0])
 
+    def meta(self, key: str) -> str | None:
+        """A value kept beside the tracks (e.g. the analysis stages last seen), or None."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", [key]).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.db.atomic():
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [key, value])
+
     def _bump(self) -> int:
         self.db.execute(
             "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'"
@@ -156,6 +166,33 @@ class Catalog:
 
     def roots(self) -> list[dict]:
         return list(self.db["roots"].rows_where(order_by="path"))
+
+    def root_summaries(self) -> list[dict]:
+        """Every root with its track counts (ok and failed) and whether its folder is there."""
+        counts: dict[int, dict[str, int]] = {}
+        for root_id, status, count in self.db.execute(
+            "SELECT root_id, status, COUNT(*) FROM tracks GROUP BY root_id, status"
+        ):
+            counts.setdefault(root_id, {})[status] = count
+        return [
+            {
+                "path": row["path"],
+                "present": Path(row["path"]).is_dir(),
+                "tracks": counts.get(row["id"], {}).get("ok", 0),
+                "failed": counts.get(row["id"], {}).get("error", 0),
+                "last_scan_at": row["last_scan_at"],
+                "id": row["id"],
+            }
+            for row in self.roots()
+        ]
+
+    def delete_root(self, root_id: int) -> int:
+        """Forget a root and every track under it; return the number of tracks forgotten."""
+        with self.db.atomic():
+            rows = self.db.execute("SELECT id FROM tracks WHERE root_id = ?", [root_id])
+            removed = self.delete_tracks(row[0] for row in rows.fetchall())
+            self.db.execute("DELETE FROM roots WHERE id = ?", [root_id])
+        return removed
 
     def mark_root_scanned(self, root_id: int) -> None:
         with self.db.atomic():
@@ -388,6 +425,24 @@ class Catalog:
         )
         return {track_id} | {row[0] for row in rows}
 
+    def recordings(self, track_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:
+        """For each of `track_ids` that has copies (ok tracks with the same audio packets),
+        the ids of all of them, lowest first; tracks without copies are left out."""
+        ids = sorted(set(int(i) for i in track_ids))
+        found: dict[int, tuple[int, ...]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self.db.execute(
+                "SELECT t.id, c.id FROM tracks t JOIN tracks c ON c.content_hash = t.content_hash"
+                f" WHERE t.id IN ({','.join('?' * len(chunk))}) AND c.status = 'ok'"
+                " AND c.id != t.id ORDER BY c.id",
+                chunk,
+            )
+            for track_id, copy_id in rows:
+                found.setdefault(track_id, (track_id,))
+                found[track_id] += (copy_id,)
+        return {track_id: tuple(sorted(group)) for track_id, group in found.items()}
+
     def segments(self, model: str, since: int = -1) -> Iterator[tuple[int, Segments]]:
         """(track id, Segments) of every ok track's `model` fingerprints by track id, or
         of those analysed after generation `since`."""
@@ -438,7 +493,8 @@ class Catalog:
     # -- status -------------------------------------------------------------------
 
     def summary(self) -> dict:
-        """Counts, failures with reasons, index freshness and disk use."""
+        """Counts, failures with reasons, index freshness, disk use, and what a running
+        watcher noted (None if none runs)."""
         counts = dict(self.db.execute("SELECT status, COUNT(*) FROM tracks GROUP BY status"))
         audio_s = self.db.execute(
             "SELECT COALESCE(SUM(duration_s), 0) FROM tracks WHERE status = 'ok'"
@@ -460,9 +516,11 @@ class Catalog:
             )
         }
         disk["index_bytes"] = sum(row["bytes"] or 0 for row in indexes)
+        roots = [row["path"] for row in self.roots()]
         return {
             "home": str(self.home),
-            "roots": [row["path"] for row in self.roots()],
+            "roots": roots,
+            "missing_roots": [path for path in roots if not Path(path).is_dir()],
             "tracks": counts.get("ok", 0),
             "failed": counts.get("error", 0),
             "audio_hours": round(audio_s / 3600, 3),
@@ -470,6 +528,7 @@ class Catalog:
             "generation": generation,
             "indexes": indexes,
             "disk": disk,
+            "watcher": watcher_state(self.home),
         }
 
 

@@ -5,19 +5,21 @@ alignments -> evidence -> decision, each stage returning a new frozen value.
 in-memory segments); `Identifier` runs it over the catalog and its index. Tracks deleted
 from the catalog since the index was built are dropped from the answers, and tracks
 analysed since are searched exactly, so answers are current before the index is rebuilt.
+Copies of one recording (files with the same audio packets) are one track to every stage
+after the search: one candidate, with its copies named, and no copy competing with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from simlib import audio, weights
 from simlib.audio.features import log_mel
-from simlib.catalog import AddedSince, Catalog, current_build
+from simlib.catalog import AddedSince, Catalog, Found, current_build
 from simlib.identify.index import FingerprintIndex
 from simlib.identify.model import FingerprintModel
 from simlib.identify.policy import Decision, Policy, decide
@@ -28,6 +30,21 @@ from simlib.types import QueryResult, Segments, Track
 
 MODEL = weights.FINGERPRINT.name
 """The catalog's name for fingerprint segments and their index."""
+
+Recordings = Callable[[Iterable[int]], dict[int, tuple[int, ...]]]
+"""recordings(track ids) -> {id: ids of every copy of its audio, lowest first} for the
+tracks that have copies (`Catalog.recordings`)."""
+
+
+def one_per_recording(found: Found, recordings: Recordings) -> Found:
+    """`found` with each copy of a recording's audio standing for its first copy (lowest
+    id), so that copies pool their hits and never compete as runners-up."""
+    groups = recordings(np.unique(found.track_id).tolist())
+    if not groups:
+        return found
+    first = {track_id: group[0] for track_id, group in groups.items()}
+    track_id = np.asarray([first.get(t, t) for t in found.track_id.tolist()], np.int64)
+    return replace(found, track_id=track_id)
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,7 @@ class ClipMatcher:
     path_of: Callable[[int], Path | None]
     policy: Policy
     added: AddedSince = AddedSince.empty()
+    recordings: Recordings = lambda _track_ids: {}
 
     def decide(self, samples: np.ndarray) -> Decision:
         """The decision on a 16 kHz mono clip."""
@@ -49,6 +67,7 @@ class ClipMatcher:
         policy, hop_s = self.policy, self.model.db_hop_s
         found = self.index.search(segments.vectors, policy.neighbours, policy.search_k)
         found = self.added.merge(found, segments.vectors, policy.neighbours)
+        found = one_per_recording(found, self.recordings)
         shortlist = candidates(Hits.of(found, segments), hop_s, limit=policy.verified)
         aligned = align(shortlist, segments, self.track_segments, hop_s)
         return decide(check(aligned, samples, self.path_of, policy), policy)
@@ -62,12 +81,15 @@ class TrackMatch:
     offset_s: float
     """Where the clip starts in the track, seconds."""
     confidence: float
+    copies: tuple[str, ...] = ()
+    """The paths of the library's other files with the same audio."""
 
     def as_dict(self) -> dict:
         return {
             **self.track.summary(),
             "offset_s": round(self.offset_s, 2) + 0.0,  # no "-0.0"
             "confidence": round(self.confidence, 4),
+            "copies": list(self.copies),
         }
 
 
@@ -105,12 +127,16 @@ class Identifier:
             self.path_of,
             policy,
             AddedSince.segments(catalog, MODEL, build),
+            catalog.recordings,
         )
 
     def path_of(self, track_id: int) -> Path | None:
-        """The audio file of a catalogued track, None if it is gone."""
-        track = self.catalog.track(track_id)
-        return Path(track.path) if track is not None else None
+        """The audio file of a catalogued track (of a copy, if its own is gone), None if
+        there is none."""
+        copies = self.catalog.recordings([track_id]).get(track_id, (track_id,))
+        tracks = self.catalog.tracks(copies)
+        paths = [Path(tracks[i].path) for i in copies if i in tracks]
+        return next((p for p in paths if p.exists()), paths[0] if paths else None)
 
     def identify(self, clip: Clip) -> IdentifyResult:
         name, source = clip
@@ -118,9 +144,20 @@ class Identifier:
             decision = self.matcher.decide(audio.decode(source))
         except (audio.DecodeError, OSError) as error:
             return IdentifyResult(name, error=audio.reason(error))
-        tracks = self.catalog.tracks(m.track_id for m in decision.matches)
+        ids = [m.track_id for m in decision.matches]
+        copies = self.catalog.recordings(ids)
+        tracks = self.catalog.tracks(ids + [i for group in copies.values() for i in group])
         found = tuple(
-            TrackMatch(tracks[m.track_id], m.offset_s, m.confidence)
+            TrackMatch(
+                tracks[m.track_id],
+                m.offset_s,
+                m.confidence,
+                tuple(
+                    tracks[i].path
+                    for i in copies.get(m.track_id, ())
+                    if i != m.track_id and i in tracks
+                ),
+            )
             for m in decision.matches
             if m.track_id in tracks
         )

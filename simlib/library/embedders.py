@@ -8,6 +8,7 @@ loaders, in the workers.
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,3 +85,21 @@ def load_embedders(home: Path) -> list[Embedder]:
         FingerprintStage(load_fingerprint_model(home)),
         SimilarityStage(load_similarity_model(home)),
     ]
+
+
+CODE_DIR = Path(__file__).resolve().parents[1]
+"""The simlib package: its source files are part of what the stages' versions depend on."""
+
+
+def stages_key(home: Path) -> str:
+    """What the analysis stages (their versions, index parameters) depend on, learnt
+    without loading a model: the weights files in use and simlib's code, by path, size
+    and modification time. A scan with nothing to analyse reuses the stages noted under
+    the same key instead of starting workers to load the models (seconds)."""
+    files = [weights.path_in_use(home, name) for name in sorted(weights.TABLE)]
+    files += sorted(CODE_DIR.rglob("*.py"))
+    digest = hashlib.blake2b(digest_size=12)
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()

@@ -16,10 +16,11 @@ interrupted scan keeps every finished track; the next one resumes.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from simlib.audio import AUDIO_EXTENSIONS, AudioInfo, reason
@@ -36,7 +37,7 @@ from simlib.library.pipeline import (
     inspect_file,
     stage_specs,
 )
-from simlib.library.workers import WorkerCrash, WorkerPool
+from simlib.library.workers import LazyPool, WorkerCrash, WorkerPool
 
 IGNORED_SUFFIXES = frozenset({".part", ".crdownload", ".tmp", ".partial", ".download"})
 """Unfinished downloads: ignored until renamed to their final name."""
@@ -45,6 +46,9 @@ ScanProgress = Callable[[str, int, int, float], None]
 """progress(phase, done, total, audio_seconds_done); phases: inspect, analyse, index."""
 
 EmbedderFactory = Callable[[], list[Embedder]]
+Pool = WorkerPool | LazyPool
+STAGES_META = "stages"
+"""The catalog's note of the analysis stages last learnt from the workers, with their key."""
 
 
 @dataclass
@@ -63,6 +67,8 @@ class ScanReport:
     seconds: float = 0.0
     indexes: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    empty_missing_roots: list[str] = field(default_factory=list)
+    """Missing roots that hold no track any more (say, renamed and scanned by a new name)."""
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
@@ -154,6 +160,10 @@ class Sync:
         self.report = ScanReport()
         self.root_of: dict[str, int] = {}
         self.known: dict[str, KnownTrack] = {}
+        self.handled: dict[str, list[str]] = {
+            k: [] for k in ("analysed", "reused", "failed", "removed")
+        }
+        """The paths behind each count of the report (the watcher's log names them)."""
 
     def _is_current(self, known: KnownTrack) -> bool:
         return known.status == "ok" and known.versions == self.versions
@@ -222,6 +232,7 @@ class Sync:
 
     def fail(self, state: FileState, reason: str) -> None:
         self.report.failed += 1
+        self.handled["failed"].append(state.path)
         self.report.errors[state.path] = reason
         self.catalog.write_error(
             state, self.root_of[state.path], from_filename(Path(state.path)), reason
@@ -240,8 +251,10 @@ class Sync:
             source = self.known.get(row["path"])
             if source is None or not self._is_current(source):
                 continue
-            if row["path"] in missing and not os.path.lexists(row["path"]):
-                del missing[row["path"]]  # moved or renamed: keep the id and the analysis
+            if not os.path.lexists(row["path"]):
+                # moved or renamed, within a root or out of another (a renamed top folder):
+                # keep the id and the analysis
+                missing.pop(row["path"], None)
                 if before:
                     self.catalog.delete_tracks([before.id])
                 self.catalog.update_file(row["id"], state, root_id, read_tags(Path(state.path)))
@@ -250,12 +263,34 @@ class Sync:
             return True
         return False
 
-    def apply(
-        self, pool: WorkerPool, todo: list[Path], missing: dict[str, KnownTrack]
-    ) -> ScanReport:
+    def apply(self, pool: Pool, todo: list[Path], missing: dict[str, KnownTrack]) -> ScanReport:
         """Inspect, reuse, analyse and forget; every track is committed as it is done."""
+        to_analyse, copies = self._inspect_all(pool, todo, missing)
+        self._analyse_all(pool, to_analyse, missing)
+        leftover = [
+            (path, info) for path, state, info in copies if not self._reused(state, info, missing)
+        ]
+        self._analyse_all(pool, leftover, missing)  # copies of audio that failed: rare
         report = self.report
+        report.removed += self.catalog.delete_tracks(k.id for k in missing.values())
+        self.handled["removed"] += list(missing)
+        return report
+
+    def _reused(self, state: FileState, info: AudioInfo, missing: dict[str, KnownTrack]) -> bool:
+        if not self.reuse(state, info.content_hash, missing):
+            return False
+        self.report.reused += 1
+        self.handled["reused"].append(state.path)
+        return True
+
+    def _inspect_all(
+        self, pool: Pool, todo: list[Path], missing: dict[str, KnownTrack]
+    ) -> tuple[list[tuple[Path, AudioInfo]], list[tuple[Path, FileState, AudioInfo]]]:
+        """Hash the files: (files to analyse, copies of their audio among the others, which
+        reuse the analysis once it is done)."""
         to_analyse: list[tuple[Path, AudioInfo]] = []
+        copies: list[tuple[Path, FileState, AudioInfo]] = []
+        hashes: set[str] = set()
         for done, (path, result) in enumerate(pool.map(_inspect, todo), 1):
             self.progress("inspect", done, len(todo), 0.0)
             if result is None:
@@ -266,11 +301,17 @@ class Sync:
             state, info = result
             if isinstance(info, str):
                 self.fail(state, info)
-            elif self.reuse(state, info.content_hash, missing):
-                report.reused += 1
-            else:
+            elif info.content_hash in hashes:
+                copies.append((path, state, info))
+            elif not self._reused(state, info, missing):
                 to_analyse.append((path, info))
+                hashes.add(info.content_hash)
+        return to_analyse, copies
 
+    def _analyse_all(
+        self, pool: Pool, to_analyse: list[tuple[Path, AudioInfo]], missing: dict[str, KnownTrack]
+    ) -> None:
+        report = self.report
         for done, ((path, _info), result) in enumerate(pool.map(_analyse, to_analyse), 1):
             if isinstance(result, Analysis):
                 self.catalog.write_analysis(
@@ -282,13 +323,12 @@ class Sync:
                 )
                 report.analysed += 1
                 report.audio_s += result.duration_s
+                self.handled["analysed"].append(str(path))
             elif isinstance(result, (str, WorkerCrash)):
                 self.fail(_error_state(path), str(result))
             elif str(path) in self.known:
                 missing[str(path)] = self.known[str(path)]
             self.progress("analyse", done, len(to_analyse), report.audio_s)
-        report.removed += self.catalog.delete_tracks(k.id for k in missing.values())
-        return report
 
 
 def resolve_roots(
@@ -324,19 +364,22 @@ def scan(
     follow_symlinks: bool = False,
     workers: int = 1,
     progress: ScanProgress | None = None,
-    pool: WorkerPool | None = None,
+    pool: Pool | None = None,
+    stages_key: str | None = None,
 ) -> ScanReport:
     """Scan `dirs` (all registered roots if empty) into `catalog`; see the module doc.
 
     `pool` lets a long-running caller (the watcher) reuse its worker processes;
-    its setup must be `embedder_factory`.
+    its setup must be `embedder_factory`. Otherwise workers start only once there is a
+    file to read; `stages_key` (see `known_stages`) spares loading the models just to
+    learn that nothing needs them.
     """
     started = time.monotonic()
     roots, missing_roots = resolve_roots(catalog, dirs, follow_symlinks)
     with contextlib.ExitStack() as stack:
         if pool is None:
-            pool = stack.enter_context(WorkerPool(workers, setup=embedder_factory))
-        stages = pool_stages(pool)
+            pool = stack.enter_context(LazyPool(workers, setup=embedder_factory))
+        stages = known_stages(catalog, pool, stages_key)
         sync = Sync(catalog, stages, progress)
         sync.report.missing_roots = missing_roots
         sync.report.roots = [str(path) for _, path, _ in roots]
@@ -345,11 +388,26 @@ def scan(
     for root_id, _, _ in roots:
         catalog.mark_root_scanned(root_id)
     report.indexes = rebuild_indexes(catalog, stages, lambda d, t: sync.progress("index", d, t, 0))
+    counts = {row["path"]: row["tracks"] + row["failed"] for row in catalog.root_summaries()}
+    report.empty_missing_roots = [path for path in missing_roots if counts.get(path) == 0]
     report.seconds = time.monotonic() - started
     return report
 
 
-def pool_stages(pool: WorkerPool) -> list[StageSpec]:
+def known_stages(catalog: Catalog, pool: Pool, key: str | None) -> list[StageSpec]:
+    """The analysis stages the pool's workers run: as noted in the catalog under the same
+    `key` (what the stages depend on: weights files and code), else asked of a worker."""
+    noted = json.loads(catalog.meta(STAGES_META) or "{}")
+    if key is not None and noted.get("key") == key:
+        return [StageSpec(**spec) for spec in noted["stages"]]
+    stages = pool_stages(pool)
+    if key is not None:
+        specs = [asdict(spec) for spec in stages]
+        catalog.set_meta(STAGES_META, json.dumps({"key": key, "stages": specs}))
+    return stages
+
+
+def pool_stages(pool: Pool) -> list[StageSpec]:
     """The analysis stages the pool's workers run, asked of a worker."""
     try:
         return pool.run_once(stage_specs)

@@ -33,12 +33,13 @@ from pathlib import Path
 from watchdog import events
 from watchdog.observers import Observer
 
-from simlib.catalog import Catalog, writer_lock
+from simlib.catalog import Catalog, watcher_presence, writer_lock
 from simlib.library.indexes import rebuild_indexes
 from simlib.library.pipeline import StageSpec
 from simlib.library.sync import (
     EmbedderFactory,
     Root,
+    ScanProgress,
     Sync,
     is_candidate,
     pool_stages,
@@ -110,8 +111,11 @@ class Watcher:
         settings: WatchSettings | None = None,
         log: Log | None = None,
         on_tick: Log | None = None,
+        progress: ScanProgress | None = None,
     ) -> None:
         self.catalog = catalog
+        self.progress = progress
+        """Told how a (re)conciling scan of whole roots advances, as `scan` tells it."""
         self.dirs = dirs
         self.follow = follow_symlinks
         self.factory = embedder_factory
@@ -129,6 +133,9 @@ class Watcher:
         self.root_paths: list[Path] = []
         """Every root, present or not."""
         self.stages: list[StageSpec] = []
+        self.noted: dict = {}
+        self.note: Callable[[dict], None] = lambda _state: None
+        """Records the watcher's state for `simlib status` (`catalog.watcher_presence`)."""
 
     # -- events -----------------------------------------------------------------
 
@@ -222,7 +229,12 @@ class Watcher:
                 self._attach(root)
                 with writer_lock(self.catalog.home):
                     report = scan(
-                        self.catalog, [root], self.factory, pool=pool, follow_symlinks=self.follow
+                        self.catalog,
+                        [root],
+                        self.factory,
+                        pool=pool,
+                        follow_symlinks=self.follow,
+                        progress=self.progress,
                     )
                     present_roots = [p for p in self.root_paths if p not in self.detached]
                     self.roots, _ = resolve_roots(self.catalog, present_roots, self.follow)
@@ -240,7 +252,8 @@ class Watcher:
             todo, missing = sync.plan_changes(live, changed, removed)
             report = sync.apply(pool, todo, missing)
         if report.analysed or report.reused or report.removed or report.failed:
-            self.log({"event": "batch", **_counts(report), "errors": report.errors})
+            files = {action: paths for action, paths in sync.handled.items() if paths}
+            self.log({"event": "batch", **_counts(report), "files": files, "errors": report.errors})
 
     def maybe_rebuild(self, now: float) -> None:
         generation = self.catalog.generation
@@ -255,40 +268,57 @@ class Watcher:
             return  # more is coming: rebuild once it has landed
         with writer_lock(self.catalog.home):
             rebuilt = rebuild_indexes(self.catalog, self.stages)
-        self.log({"event": "indexes-rebuilt", "indexes": rebuilt, "generation": generation})
+        if rebuilt:
+            self.log({"event": "indexes-rebuilt", "indexes": rebuilt, "generation": generation})
 
     def run(self, stop: threading.Event) -> None:
         """Reconcile, then follow events until `stop` is set."""
-        with WorkerPool(self.workers, setup=self.factory) as pool:
+        with (
+            watcher_presence(self.catalog.home) as self.note,
+            WorkerPool(self.workers, setup=self.factory) as pool,
+        ):
+            self._note({"phase": "starting"})
             self.stages = pool_stages(pool)
-            with writer_lock(
-                self.catalog.home, lambda m: self.log({"event": "wait", "message": m})
-            ):
-                self.roots, missing = resolve_roots(self.catalog, self.dirs, self.follow)
-                self.root_paths = [r[1] for r in self.roots] + [Path(p) for p in missing]
-                for _, root, _ in self.roots:
-                    self._attach(root)  # before reconciling, so no change slips between
-                self.observer.start()
-                for path in missing:
-                    self.detached.add(Path(path))
-                    self.log({"event": "root-missing", "root": path})
-                if self.roots:
-                    report = scan(
-                        self.catalog,
-                        [r[1] for r in self.roots],
-                        self.factory,
-                        pool=pool,
-                        follow_symlinks=self.follow,
-                    )
-                    self.log({"event": "reconciled", **_counts(report)})
-            pool.start()  # models loaded in every worker before the first event
-            self.log({"event": "watching", "roots": [str(p) for p in self.root_paths]})
             try:
+                self.reconcile(pool)
+                self._note({"phase": "loading models"})
+                pool.start()  # models loaded in every worker before the first event
+                self.log({"event": "watching", "roots": [str(p) for p in self.root_paths]})
                 while not stop.is_set():
                     self.tick(pool, time.monotonic())
             finally:
-                self.observer.stop()
-                self.observer.join(timeout=5)
+                if self.observer.is_alive():
+                    self.observer.stop()
+                    self.observer.join(timeout=5)
+
+    def reconcile(self, pool: WorkerPool) -> None:
+        """Attach to the roots, then bring the catalog in line with them (a scan)."""
+        self._note({"phase": "reconciling"})
+        with writer_lock(self.catalog.home, lambda m: self.log({"event": "wait", "message": m})):
+            self.roots, missing = resolve_roots(self.catalog, self.dirs, self.follow)
+            self.root_paths = [r[1] for r in self.roots] + [Path(p) for p in missing]
+            for _, root, _ in self.roots:
+                self._attach(root)  # before reconciling, so no change slips between
+            self.observer.start()
+            for path in missing:
+                self.detached.add(Path(path))
+                self.log({"event": "root-missing", "root": path})
+            if self.roots:
+                report = scan(
+                    self.catalog,
+                    [r[1] for r in self.roots],
+                    self.factory,
+                    pool=pool,
+                    follow_symlinks=self.follow,
+                    progress=self.progress,
+                )
+                self.log({"event": "reconciled", **_counts(report)})
+
+    def _note(self, state: dict) -> None:
+        """Record the state for `simlib status` when it changed."""
+        if state != self.noted:
+            self.noted = state
+            self.note(state)
 
     def tick(self, pool: WorkerPool, now: float) -> None:
         try:
@@ -302,7 +332,10 @@ class Watcher:
         changed, removed = self.take_batch(time.monotonic())
         self.apply(pool, changed, removed)
         self.maybe_rebuild(time.monotonic())
-        self.on_tick(self.status())
+        status = self.status()
+        waiting = status["settling"] + status["queued"] + status["removals"]
+        self._note({"phase": "watching", "waiting": waiting, "roots": status["roots"]})
+        self.on_tick(status)
 
     def status(self) -> dict:
         """A snapshot for a status line: files waiting, ready, removals pending."""
@@ -311,6 +344,7 @@ class Watcher:
             "queued": len(self.state.ready) + len(self.state.folders),
             "removals": len(self.state.removed),
             "missing_roots": sorted(str(r) for r in self.detached),
+            "roots": [str(r) for r in self.root_paths],
         }
 
 

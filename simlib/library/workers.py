@@ -228,3 +228,37 @@ class WorkerPool:
         finally:
             executor.shutdown(wait=True)
         yield item, result
+
+
+class LazyPool:
+    """A `WorkerPool` that starts its processes (and loads their models) on first use, so
+    that a scan with nothing to analyse costs neither."""
+
+    def __init__(self, workers: int, setup: Callable[[], Any] | None = None) -> None:
+        self._args = (workers, setup)
+        self._pool: WorkerPool | None = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> LazyPool:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # noqa: ANN001
+        self._stack.__exit__(exc_type, exc, tb)
+
+    @property
+    def started(self) -> bool:
+        return self._pool is not None
+
+    def pool(self) -> WorkerPool:
+        if self._pool is None:
+            self._pool = self._stack.enter_context(WorkerPool(*self._args))
+        return self._pool
+
+    def map(
+        self, func: Callable[[Any, T], R], items: Iterable[T]
+    ) -> Iterator[tuple[T, R | WorkerCrash]]:
+        queue = list(items)
+        return self.pool().map(func, queue) if queue else iter(())
+
+    def run_once(self, func: Callable[[Any, None], R]) -> R:
+        return self.pool().run_once(func)

@@ -2,7 +2,8 @@
 
 A query track is looked up by path in the catalog (its stored embedding is used) or, if
 it is outside the library or not analysed with the current model, embedded on the fly.
-The query itself, and copies of the same audio, never appear in its own results. Tracks
+The query itself, and copies of the same audio, never appear in its own results, and
+copies of one recording (files with the same audio packets) appear once. Tracks
 analysed after the index was built are compared exactly, deleted ones dropped, so answers
 are current before the index is rebuilt.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from simlib import audio, weights
 from simlib.audio.features import log_mel_stream
-from simlib.catalog import AddedSince, Catalog, current_build, read_tags
+from simlib.catalog import AddedSince, Catalog, Found, current_build, read_tags
 from simlib.similar.index import TrackIndex
 from simlib.similar.model import SimilarityModel
 from simlib.types import QueryResult, Tags, Track
@@ -111,16 +112,29 @@ class Recommender:
             found = self.index.nearest(vector, wanted * OVERFETCH)
             complete = len(found) < wanted * OVERFETCH
             found = self.added.merge(found, query, len(self.added.track_id), self.index.centred)
-            order = np.argsort(-found.score, kind="stable")
-            tracks = self.catalog.tracks(found.track_id.tolist())
-            results = []
-            for track_id, score in zip(found.track_id[order], found.score[order], strict=True):
-                track = tracks.get(int(track_id))  # None: deleted since the index was built
-                if track is not None and track.id not in excluded and filters.allows(track, seeds):
-                    results.append(SimilarTrack(track, float(score)))
+            results = self._ranked(found, excluded, seeds, filters)
             if len(results) >= n or complete:
                 return tuple(results[:n])
             wanted *= 4
+
+    def _ranked(
+        self, found: Found, excluded: frozenset[int], seeds: list[Seed], filters: Filters
+    ) -> list[SimilarTrack]:
+        """The found tracks best first, without the excluded, the filtered and second
+        copies of a recording (each copy stands for the first one)."""
+        order = np.argsort(-found.score, kind="stable")
+        ids = found.track_id[order].tolist()
+        first = {t: group[0] for t, group in self.catalog.recordings(ids).items()}
+        tracks = self.catalog.tracks(ids + list(first.values()))
+        results, seen = [], set()
+        for track_id, score in zip(ids, found.score[order].tolist(), strict=True):
+            track = tracks.get(first.get(track_id, track_id))  # None: deleted since the build
+            if track is None or track.id in seen or not filters.allows(track, seeds):
+                continue
+            seen.add(track.id)
+            if track_id not in excluded and track.id not in excluded:
+                results.append(SimilarTrack(track, float(score)))
+        return results
 
     def similar(
         self, queries: list[str], n: int, filters: Filters, blend: bool

@@ -38,11 +38,17 @@ def file_path(item: Item) -> str:
     return os.path.realpath(os.fsdecode(item.path))
 
 
-def scan_roots(paths: Iterable[str], roots: Iterable[str], library_dir: str) -> list[str]:
-    """Folders to scan so every file in `paths` is covered without nesting library roots:
-    the simlib root holding it, else the beets library directory if it holds it, else its
-    own folder. All arguments are absolute paths with symlinks resolved."""
-    folders = [os.path.join(folder, "") for folder in [*roots, library_dir]]
+def scan_roots(
+    paths: Iterable[str],
+    roots: Iterable[str],
+    library_dir: str,
+    import_dirs: Iterable[str] = (),
+) -> list[str]:
+    """Folders to scan so every file in `paths` is covered by one library root for the
+    whole import, never one per album: the simlib root holding it, else the beets library
+    directory if it holds it, else the folder given to `beet import` that holds it, else
+    its own folder. All arguments are absolute paths with symlinks resolved."""
+    folders = [os.path.join(folder, "") for folder in [*roots, library_dir, *import_dirs]]
     chosen: set[str] = set()
     for path in paths:
         holders = [os.path.normpath(f) for f in folders if path.startswith(f)]
@@ -185,7 +191,10 @@ class SimlibPlugin(BeetsPlugin):
         try:
             roots = [row["path"] for row in catalog.roots()]
             dirs = scan_roots(
-                map(file_path, items), roots, os.path.realpath(os.fsdecode(lib.directory))
+                map(file_path, items),
+                roots,
+                os.path.realpath(os.fsdecode(lib.directory)),
+                [os.path.realpath(os.fsdecode(path)) for path in paths],
             )
             self._log.info("analysing {} imported item(s): scanning {}", len(items), dirs)
             report = simlib.scan(dirs, home=home)

@@ -18,40 +18,62 @@ DEFAULTS = DjSettings()
 """Named in the help texts."""
 
 
+def fill_once(player: Dj, verbose: int) -> None:
+    """`--once`: print what was queued; exit 1 if nothing could be (the log says why)."""
+    queued = player.once()
+    for candidate in queued:
+        typer.echo(f"queued {candidate.uri}")
+    if not queued and not verbose:
+        typer.echo("queued nothing (-v tells why)", err=True)
+    if player.stuck:
+        raise typer.Exit(1)
+
+
 def dj(
     host: Annotated[
         str | None,
         typer.Option(
+            metavar="HOST",
             help="MPD host, socket path or password@host "
-            f"(default: $MPD_HOST, else {DEFAULTS.host})."
+            f"(default: $MPD_HOST, else {DEFAULTS.host}).",
         ),
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help=f"MPD port (default: $MPD_PORT, else {DEFAULTS.port}).")
+        int | None,
+        typer.Option(metavar="PORT", help=f"MPD port (default: $MPD_PORT, else {DEFAULTS.port})."),
     ] = None,
-    password: Annotated[str | None, typer.Option(help="MPD password.")] = None,
+    password: Annotated[str | None, typer.Option(metavar="PASSWORD", help="MPD password.")] = None,
     music_dir: Annotated[
         Path | None,
         typer.Option(
+            metavar="DIR",
             help="MPD's music_directory (default: asked from MPD over a local socket, "
-            "else music_dir of the dj table in config.toml)."
+            "else music_dir of the dj table in config.toml).",
         ),
     ] = None,
     queue_length: Annotated[
         int | None,
         typer.Option(
-            help=f"Songs to keep queued after the current one (default: {DEFAULTS.queue_length})."
+            min=1,
+            metavar="N",
+            help=f"Songs to keep queued after the current one (default: {DEFAULTS.queue_length}).",
         ),
     ] = None,
     history: Annotated[
         int | None,
         typer.Option(
-            help=f"Recently played songs never queued again (default: {DEFAULTS.history})."
+            min=0,
+            metavar="N",
+            help=f"Recently played songs never queued again (default: {DEFAULTS.history}).",
         ),
     ] = None,
     blend: Annotated[
         int | None,
-        typer.Option(help=f"Seed from the last N played songs (default: {DEFAULTS.blend})."),
+        typer.Option(
+            min=1,
+            metavar="N",
+            help=f"Seed from the last N played songs (default: {DEFAULTS.blend}).",
+        ),
     ] = None,
     allow_same_artist: Annotated[
         bool | None,
@@ -61,14 +83,28 @@ def dj(
             show_default=False,
         ),
     ] = None,
-    once: Annotated[bool, typer.Option("--once", help="Fill the queue once and exit.")] = False,
+    once: Annotated[
+        bool,
+        typer.Option(
+            "--once",
+            help="Fill the queue once and exit (exit code 1 if nothing could be queued).",
+        ),
+    ] = False,
     verbose: Annotated[
         int,
-        typer.Option("--verbose", "-v", count=True, help="-v: what is queued and why; -vv: more."),
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            show_default=False,
+            help="-v: what is queued and why (or why nothing is); -vv: more.",
+        ),
     ] = 0,
     home: Annotated[
         Path | None,
-        typer.Option(envvar=HOME_ENV, help="simlib data folder.", show_default=False),
+        typer.Option(
+            metavar="DIR", envvar=HOME_ENV, help="simlib data folder.", show_default=False
+        ),
     ] = None,
 ) -> None:
     """Auto-DJ for MPD: keep the queue filled with tracks similar to what is playing.
@@ -93,14 +129,12 @@ def dj(
             allow_same_artist=allow_same_artist,
         )
         player = Dj(settings, data_home, music_dir)
+        for signum in (signal.SIGTERM, signal.SIGHUP):  # stop as Ctrl-C does (not if ignored)
+            if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+                signal.signal(signum, signal.default_int_handler)
         if once:
-            queued = player.once()
-            for candidate in queued:
-                typer.echo(f"queued {candidate.uri}")
-            if not queued:
-                typer.echo("queued nothing (-v tells why)", err=True)
+            fill_once(player, verbose)
             return
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
         player.run()
     except KeyboardInterrupt:
         logger.info("stopped")

@@ -92,6 +92,9 @@ class Dj:
         self.primed = False
         self.warned: set[str] = set()
         self.unplayable: set[str] = set()
+        self.stuck = False
+        """Whether the last `fill` could not do its job (nothing playing, no seed in the
+        catalog, no candidate fitting the rules), as opposed to having nothing to do."""
 
     @property
     def address(self) -> str:
@@ -209,16 +212,26 @@ class Dj:
     def fill(self, client: mpd.MPDClient) -> list[Candidate]:
         """Append similar songs until `queue_length` follow the current one; return them."""
         status = client.status()
-        if "song" not in status:
+        self.stuck = "song" not in status
+        if self.stuck:
             log.info("nothing is playing: nothing to queue")
             return []
         position = int(status["song"])
-        wanted = self.settings.queue_length - (int(status["playlistlength"]) - position - 1)
+        upcoming = int(status["playlistlength"]) - position - 1
+        wanted = self.settings.queue_length - upcoming
         if wanted <= 0:
+            log.info(
+                "the queue already holds %d song%s after the current one (queue length %d): "
+                "nothing to queue",
+                upcoming,
+                "" if upcoming == 1 else "s",
+                self.settings.queue_length,
+            )
             return []
         queue = [self.song(entry) for entry in client.playlistinfo(f"{position}:")]
         seeds = self._seeds(queue[0])
-        if not seeds:
+        self.stuck = not seeds
+        if self.stuck:
             log.warning("no recent song is in the simlib catalog: nothing to queue")
             return []
         selection = self._select(seeds, queue, wanted)
@@ -247,6 +260,7 @@ class Dj:
             log.warning(
                 "only %d of %d songs to queue: no other track fits the rules", len(added), wanted
             )
+        self.stuck = not added
         return added
 
     def _seeds(self, current: Song) -> list[str]:

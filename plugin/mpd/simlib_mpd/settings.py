@@ -8,10 +8,10 @@ password as `password@host`; `--password` still wins over it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from simlib.config import CONFIG_NAME, SimlibError, config_section
+from simlib.config import CONFIG_NAME, SimlibError, checked, config_section
 
 SECTION = "dj"
 
@@ -38,11 +38,7 @@ class DjSettings:
     def load(cls, home: Path, **flags: object) -> DjSettings:
         """Settings for `home`; `flags` that are None are "not given" and leave the value as is."""
         table = config_section(home, SECTION)
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - names)
-        if unknown:
-            raise SimlibError(f"{home / CONFIG_NAME} [{SECTION}]: unknown setting(s) {unknown}")
-        settings = cls(**table)
+        settings = cls(**checked(cls, table, f"{home / CONFIG_NAME} [{SECTION}]"))
         if os.environ.get("MPD_HOST"):
             settings = replace(settings, host=os.environ["MPD_HOST"])
         if os.environ.get("MPD_PORT"):
