@@ -15,7 +15,9 @@ import numpy as np
 
 from simlib.types import Tags
 
-UNKNOWN_NAMES = frozenset({"", "unknown", "unknown artist", "various artists", "various"})
+UNKNOWN_NAMES = frozenset(
+    {"", "unknown", "unknown artist", "various artists", "various", "n/a", "none"}
+)
 """Tag values that say nothing and never count as shared."""
 
 
