@@ -12,7 +12,7 @@ jconvolver, ir.lv2, x42 zeroconvo, lsp-plugins ship none). What there is:
                      approximation (time, amplitude pairs) that rakarrack's 'rakverb' made from a real
                      reverb recording (first line names it: chamber, concrete room, church, wood room, hall,
                      studio, Santa Lucia). Rendered here as a sparse tap IR; not a real IR, but with the
-                     rooms' timing/decay. 9.rvb ('/home/invented', 24 taps) is synthetic and is skipped.
+                     rooms' timing/decay. 9.rvb (24 taps, its first line a made-up path) is synthetic and is skipped.
   cabinet            guitar speaker-cabinet IRs (short, band-limited 'device' colourations): guitarix-common
                      usr/share/gx_head/sounds/{amps,bands}/*.wav and rakarrack usr/share/rakarrack/[1-9].wav
                      (Convolotron).

@@ -12,6 +12,10 @@ The Python API (the CLI and the plugins call nothing else):
     simlib.watch(["~/Music"])                # follow changes until stopped
 """
 
+# The task packages share the API functions' names; importing them first means their later
+# submodule imports cannot set `simlib.identify` or `simlib.similar` over the functions.
+import simlib.identify  # noqa: F401  (the package only; it imports nothing)
+import simlib.similar  # noqa: F401
 from simlib.api import (
     identify,
     open_catalog,

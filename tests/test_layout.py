@@ -4,6 +4,8 @@ it, and runtime functions are short enough to read at once."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ BELOW: dict[str, set[str]] = {
     "api": {"audio", "catalog", "identify", "similar", "library", "train"},
     "cli": {"api"},
     "example_library": {"audio"},
-    "package": {"api"},
+    "package": {"api", "identify", "similar"},  # the task packages only to keep the API names
     "__main__": {"cli"},
 }
 """What each layer may import besides itself and BASE (`package` is simlib/__init__.py)."""
@@ -104,3 +106,14 @@ def test_runtime_functions_are_short(path: Path) -> None:
         and node.end_lineno - node.lineno + 1 > LONGEST_FUNCTION
     ]
     assert not long, f"longer than {LONGEST_FUNCTION} lines: {long}"
+
+
+def test_api_functions_keep_their_names_after_the_task_packages_load():
+    """`simlib.similar` and `simlib.identify` stay the API functions once the packages of the
+    same names have loaded their modules (the import system sets a package on its parent)."""
+    code = (
+        "import simlib, simlib.similar.query, simlib.identify.query, simlib.library.sync\n"
+        "print(callable(simlib.similar), callable(simlib.identify))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "True"]
