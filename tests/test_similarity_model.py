@@ -225,6 +225,49 @@ def test_fine_tuning_starts_from_the_given_weights(tracks, tmp_path: Path) -> No
     assert tuned.dim == 6 and tuned.version != first.version
 
 
+def test_validation_tracks_give_no_pairs_and_are_ranked_among_themselves(
+    tracks, tmp_path: Path
+) -> None:
+    torch.set_num_threads(1)
+    metrics = train_similarity(
+        tracks[:9],
+        tmp_path / "sim.pt",
+        epochs=1,
+        seed=1,
+        val_tracks=tracks[9:12],
+        config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=1),
+        architecture=TINY,
+    )
+    assert (metrics.n_train, metrics.n_val) == (9, 3)
+    # one validation track per album: among themselves, none has an album-mate
+    assert metrics.val_album_p_at_10 == 0.0 and metrics.val_album_p_random == 0.0
+
+
+def test_anchoring_keeps_fine_tuned_weights_near_the_start(tracks, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    start = tmp_path / "start.pt"
+    saved([SimilarityEncoder(TINY)], start)
+    drift = {}
+    for anchor in (0.0, 10.0):
+        out = tmp_path / f"tuned{anchor}.pt"
+        train_similarity(
+            tracks,
+            out,
+            epochs=2,
+            seed=1,
+            val_fraction=0.2,
+            init_weights=start,
+            config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=2, anchor=anchor),
+        )
+        before, after = load_ensemble(start)[0][0], load_ensemble(out)[0][0]
+        drift[anchor] = sum(
+            (a - b).square().sum().item()
+            for a, b in zip(after.parameters(), before.parameters(), strict=True)
+        )
+    assert 0 < drift[10.0] < drift[0.0]
+
+
 def test_training_crops_mask_runs_of_bands_and_frames_at_the_mean_level() -> None:
     from simlib.train.similarity import TrackData, _random_crops
 
