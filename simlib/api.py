@@ -21,13 +21,11 @@ from simlib.library.embedders import (
     load_similarity_model,
     stages_key,
 )
-from simlib.library.roots import forget_root
-from simlib.library.sync import ScanProgress, ScanReport
-from simlib.library.sync import scan as sync_catalog
-from simlib.library.watch import Watcher, WatchSettings
 
-if TYPE_CHECKING:  # the query modules load models: a scan or a watcher never needs them
+if TYPE_CHECKING:  # each command imports only what it runs: a cold `identify` starts faster
     from simlib.identify.query import Clip, IdentifyResult
+    from simlib.library.sync import ScanProgress, ScanReport
+    from simlib.library.watch import WatchSettings
     from simlib.similar.query import SimilarResult
 
 
@@ -60,6 +58,8 @@ def scan(
 ) -> ScanReport:
     """Scan library folders (all registered ones if none are given); see
     `simlib.library.sync`. Waits (telling `on_wait`) while another writer works."""
+    from simlib.library.sync import scan as sync_catalog
+
     with session(home) as (catalog, settings), writer_lock(catalog.home, on_wait):
         follow = settings.follow_symlinks if follow_symlinks is None else follow_symlinks
         return sync_catalog(
@@ -92,6 +92,8 @@ def remove_root(
 ) -> int:
     """Forget a registered library folder: its tracks leave the catalog and the indexes.
     Returns how many tracks it held; with `dry_run` nothing changes."""
+    from simlib.library.roots import forget_root
+
     with session(home) as (catalog, _settings), writer_lock(catalog.home):
         factory = partial(load_embedders, catalog.home)
         return forget_root(catalog, folder, factory, stages_key(catalog.home), dry_run)
@@ -165,6 +167,8 @@ def watch(
     `simlib.library.watch`. `log` receives one dict per event (batch, indexes-rebuilt,
     root-missing, ...); `on_tick` a status snapshot several times a second; `progress`
     follows the scans of whole folders (on start, and when a missing one returns)."""
+    from simlib.library.watch import Watcher
+
     with session(home) as (catalog, config):
         watcher = Watcher(
             catalog,

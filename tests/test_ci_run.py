@@ -60,7 +60,7 @@ def test_ci_run_needs_only_python3(tmp_path):
     done, calls = run_ci(tmp_path, managed=False)
     assert done.returncode == 0, done.stderr
     assert calls == [
-        "bin/python3 -m pip install -q -e .[test] -e plugin/mpd -e plugin/beets",
+        "bin/python3 -m pip install -q -e .[test,train] -e plugin/mpd -e plugin/beets",
         "bin/python3 -m ruff check simlib tests benchmarks plugin",
         "bin/python3 -m pytest -q",
     ]
