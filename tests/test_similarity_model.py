@@ -12,7 +12,7 @@ import torch
 from simlib import weights
 from simlib.audio import ANALYSIS_RATE_HZ
 from simlib.audio.features import LOG_FLOOR, N_MELS, log_mel
-from simlib.similar.encoder import EncoderConfig, SimilarityEncoder
+from simlib.similar.encoder import EncoderConfig, SimilarityEncoder, TimbreStats
 from simlib.similar.model import (
     CROP_FRAMES,
     N_CROPS,
@@ -266,6 +266,38 @@ def test_anchoring_keeps_fine_tuned_weights_near_the_start(tracks, tmp_path: Pat
             for a, b in zip(after.parameters(), before.parameters(), strict=True)
         )
     assert 0 < drift[10.0] < drift[0.0]
+
+
+def test_timbre_statistics_join_an_ensemble_with_their_weight(tracks, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    train_similarity(
+        tracks,
+        tmp_path / "sim.pt",
+        epochs=1,
+        seed=1,
+        val_fraction=0.2,
+        config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=1),
+        architecture=TINY,
+        timbre_weight=3.0,
+    )
+    (encoder, timbre), _ = load_ensemble(tmp_path / "sim.pt")
+    assert isinstance(timbre, TimbreStats) and timbre.config.weight == 3.0
+    model = SimilarityModel.load(tmp_path / "sim.onnx")
+    assert model.dim == TINY.dim + 2 * N_MELS
+    mels = [log_mel(_tone(6.0, f, k)) for k, f in enumerate((200.0, 900.0))]
+    a, b = model.embed_many(mels)
+    alone = [
+        saved([m], tmp_path / f"alone{k}.pt").embed_many(mels)
+        for k, m in enumerate((encoder, timbre))
+    ]
+    expected = (1 * alone[0][0] @ alone[0][1] + 3 * alone[1][0] @ alone[1][1]) / 4
+    assert a @ b == pytest.approx(expected, abs=1e-5)
+    tuned = train_similarity(
+        tracks, tmp_path / "tuned.pt", epochs=1, val_fraction=0.2, init_weights=tmp_path / "sim.pt"
+    )
+    assert tuned.members == 1
+    kept = load_ensemble(tmp_path / "tuned.pt")[0][1]
+    torch.testing.assert_close(kept.centre, timbre.centre)
 
 
 def test_training_crops_mask_runs_of_bands_and_frames_at_the_mean_level() -> None:

@@ -34,7 +34,14 @@ from simlib.audio import DecodeError, decode
 from simlib.audio.features import LOG_FLOOR, log_mel
 from simlib.catalog import read_tags
 from simlib.files import replace_atomically
-from simlib.similar.encoder import EncoderConfig, Ensemble, SimilarityEncoder
+from simlib.similar.encoder import (
+    EncoderConfig,
+    Ensemble,
+    Member,
+    SimilarityEncoder,
+    TimbreConfig,
+    TimbreStats,
+)
 from simlib.similar.index import centred_scores
 from simlib.similar.model import (
     CROP_FRAMES,
@@ -239,9 +246,7 @@ def _batch_loss(
     return pull + hinge.sum() / (hinge > 0).sum().clamp(min=1)
 
 
-def embed_tracks(
-    encoders: list[SimilarityEncoder], data: list[TrackData], batch: int = 32
-) -> np.ndarray:
+def embed_tracks(encoders: list[Member], data: list[TrackData], batch: int = 32) -> np.ndarray:
     """(tracks, dim) unit vectors from the stored inference crops, as the model embeds them."""
     out = []
     for encoder in encoders:
@@ -277,13 +282,15 @@ def neighbour_quality(
     )
 
 
-def save_weights(encoders: list[SimilarityEncoder], path: Path) -> None:
-    """Write `encoders` (an ensemble if several) as a similarity checkpoint."""
+def save_weights(encoders: list[Member], path: Path) -> None:
+    """Write `encoders` (an ensemble if several; timbre statistics among them) as a
+    similarity checkpoint."""
     members = [
         {
             "config": e.config.as_dict(),
             "state_dict": {k: v.detach().clone() for k, v in e.state_dict().items()},
         }
+        | ({"kind": "timbre"} if isinstance(e, TimbreStats) else {})
         for e in encoders
     ]
     blob = {"members": members, "n_crops": N_CROPS, "crop_frames": CROP_FRAMES}
@@ -311,7 +318,7 @@ class _TrainingSet:
     apart: bool = False
     """Rank the validation tracks among themselves only (a library of unseen albums)."""
 
-    def quality(self, encoders: list[SimilarityEncoder]) -> tuple[float, float, float, float]:
+    def quality(self, encoders: list[Member]) -> tuple[float, float, float, float]:
         """`neighbour_quality` of the validation tracks embedded by `encoders`."""
         if not self.apart:
             vectors = embed_tracks(encoders, self.data)
@@ -344,6 +351,7 @@ def train_similarity(
     cache_dir: Path | None = None,
     progress: Callable[[TrainingUpdate], None] | None = None,
     val_tracks: list[tuple[Path, Tags | None]] | None = None,
+    timbre_weight: float = 0.0,
 ) -> TrainMetrics:
     """Train (or fine-tune `init_weights`) and save the best-validating encoders to `out_path`.
 
@@ -357,9 +365,11 @@ def train_similarity(
     path) are held out of the pairs and pick each member's best epoch; `val_tracks`,
     when given, take their place: they give no pairs and are ranked among themselves
     only, as a library of albums and artists the pairs never showed.
-    `architecture` sizes new encoders. Ctrl-C saves the checkpoint of the
-    member in training (`checkpoint_path(member_path(...))`) and re-raises; the
-    next call with `resume=True` continues from it.
+    `architecture` sizes new encoders. `timbre_weight` > 0 adds timbre statistics
+    (`TimbreStats`, standardised on the pair-giving tracks) to a new ensemble with that
+    weight; fine-tuning keeps the starting weights' statistics as they are. Ctrl-C saves
+    the checkpoint of the member in training (`checkpoint_path(member_path(...))`) and
+    re-raises; the next call with `resume=True` continues from it.
     """
     if minutes is None and epochs is None:
         raise ValueError("give minutes or epochs")
@@ -390,7 +400,14 @@ def train_similarity(
         albums=[normalise_tag(t.album) if t else None for t in kept_tags],
         apart=val_tracks is not None,
     )
-    starts = load_ensemble(init_weights)[0] if init_weights is not None else None
+    loaded = load_ensemble(init_weights)[0] if init_weights is not None else None
+    starts = [m for m in loaded if isinstance(m, SimilarityEncoder)] if loaded else None
+    fixed = [m for m in loaded or [] if isinstance(m, TimbreStats)]
+    if loaded is None and timbre_weight > 0:
+        crops = [
+            torch.from_numpy(data[i].eval_crops.astype(np.float32)) for i in np.flatnonzero(~is_val)
+        ]
+        fixed = [TimbreStats(TimbreConfig(weight=timbre_weight)).fit(crops)]
     count = len(starts) if starts else members
     states = []
     for member in range(count):
@@ -406,8 +423,8 @@ def train_similarity(
                 max_epochs=epochs if epochs is not None else 10**9,
             )
         )
-    best = [load_ensemble(member_path(out_path, m, count))[0][0] for m in range(count)]
-    if count > 1:
+    best = [load_ensemble(member_path(out_path, m, count))[0][0] for m in range(count)] + fixed
+    if len(best) > 1:
         save_weights(best, out_path)
     export(model_weights.SIMILARITY.name, out_path)
     tag_sim, tag_random, album_p, album_random = training_set.quality(best)
@@ -572,6 +589,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--members", type=int, default=5, help="encoders in the ensemble")
     parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument(
+        "--timbre-weight", type=float, default=0.0, help="add timbre statistics with this weight"
+    )
     parser.add_argument("--freq-mask", type=int, default=0, help="most mel bands masked")
     parser.add_argument("--time-mask", type=int, default=0, help="most frames masked")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/simlib/similarity")
@@ -606,6 +626,7 @@ def main(argv: list[str] | None = None) -> None:
         cache_dir=args.cache,
         progress=report,
         val_tracks=val_tracks,
+        timbre_weight=args.timbre_weight,
     )
     for key, value in asdict(metrics).items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
