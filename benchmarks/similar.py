@@ -1,17 +1,19 @@
-"""Benchmark "find similar tracks" on the real development corpus, against baselines.
+"""Benchmark "find similar tracks" on music the model never heard, against baselines.
 
-Queries are the corpus tracks of the held-out TEST split (`similarity_split`, the
-tracks the shipped weights never saw); candidates are the whole library (train
-and test tracks), minus the query itself. Labels are the files' own tags.
+The development corpus is split by package (`simlib.train.corpus`: no TEST album or
+artist is in training or in checkpoint selection). The library is the TEST tracks
+alone, each queried against all the others, as a user's own library of unseen albums
+would be. Labels are the files' own tags.
 
-    python benchmarks/similar.py --corpus ~/simlib-corpus
+    python benchmarks/similar.py --corpus ~/simlib-corpus [--weights A.pt B.onnx] [--side val]
 
-Prints one table: album-P@10 (queries whose album has >= 5 tracks), artist-P@10
-(queries whose known artist has >= 3 tracks), artist-filtered album-P@10
-(results by the query's artist removed first; queries whose album has >= 5
-tracks by other artists), for simlib, pymusly (timbre, whole track and its
-default 30 s excerpt), a mean/std-of-MFCC cosine baseline and random; then
-throughput and query latency.
+Prints the split, then one table: album-P@10 (queries whose album has >= 5 tracks),
+artist-P@10 (queries whose known artist has >= 3 tracks), artist-filtered album-P@10
+(results by the query's artist removed first; queries whose album has >= 5 tracks by
+other artists), for simlib, pymusly (timbre, whole track and its default 30 s excerpt),
+a mean/std-of-MFCC cosine baseline and random; then a "seen albums" line (the first
+weights on the dev TRAIN packages they trained on, for scale), the cost per track and
+query latency. `--side val` runs the same on the VAL packages (model selection).
 """
 
 from __future__ import annotations
@@ -34,8 +36,7 @@ from simlib.audio.features import log_mel
 from simlib.similar.index import TrackIndex
 from simlib.similar.index import build as build_track_index
 from simlib.similar.model import SimilarityModel
-from simlib.train.corpus import library_tracks, similarity_split
-from simlib.train.pairs import normalise_tag
+from simlib.train.corpus import CorpusTrack, describe, leaks, load_split
 
 MUSLY_RATE_HZ = 22_050
 MUSLY_EXCERPT_S = 30.0
@@ -157,99 +158,143 @@ def precision_at_10(
     }
 
 
+def onnx_path(weights: Path | None) -> Path | None:
+    """The runtime file of `weights` (a checkpoint's export sits beside it)."""
+    return weights.with_suffix(".onnx") if weights is not None else None
+
+
+def seen_albums(library: list[CorpusTrack], model: SimilarityModel) -> dict[str, float]:
+    """precision_at_10 of `library` queried against itself with `model`, no baselines."""
+    vectors, albums, artists = [], [], []
+    for track in library:
+        samples = decode(track.path)
+        if samples.size == 0:
+            continue
+        vectors.append(model.embed(log_mel(samples)))
+        albums.append(track.album)
+        artists.append(track.artist)
+    distances = simlib_distances(np.stack(vectors))
+    return precision_at_10(distances, list(range(len(vectors))), albums, artists)
+
+
+@dataclass
+class Library:
+    """What the benchmark computes per track of the queried library."""
+
+    albums: list[str | None] = field(default_factory=list)
+    artists: list[str | None] = field(default_factory=list)
+    simlib: list[list[np.ndarray]] = field(default_factory=list)
+    mfcc: list[np.ndarray] = field(default_factory=list)
+    musly_whole: list = field(default_factory=list)
+    musly_excerpt: list = field(default_factory=list)
+    musly_s: float = 0.0
+
+
+def analyse(tracks: list[CorpusTrack], models: list[SimilarityModel], timing: Timing) -> Library:
+    """Embed every track with each model, MFCC statistics and both musly analyses."""
+    out = Library(simlib=[[] for _ in models])
+    jukebox = pymusly.MuslyJukebox(method="timbre")
+    for track in tracks:
+        vector, samples, mel = simlib_vector(track.path, models[0], timing)
+        if samples.size == 0:
+            continue
+        out.albums.append(track.album)
+        out.artists.append(track.artist)
+        out.simlib[0].append(vector)
+        for rows, model in zip(out.simlib[1:], models[1:], strict=True):
+            rows.append(model.embed(mel))
+        out.mfcc.append(mfcc_stats(samples))
+        start = time.perf_counter()
+        audio = musly_input(decode(track.path, sample_rate_hz=MUSLY_RATE_HZ))
+        out.musly_whole.append(jukebox.track_from_audiodata(audio))
+        middle = max(0, (audio.size - int(MUSLY_EXCERPT_S * MUSLY_RATE_HZ)) // 2)
+        excerpt = audio[middle : middle + int(MUSLY_EXCERPT_S * MUSLY_RATE_HZ)]
+        out.musly_excerpt.append(jukebox.track_from_audiodata(excerpt))
+        out.musly_s += time.perf_counter() - start
+    return out
+
+
+def index_latency(vectors: np.ndarray) -> float:
+    """Mean seconds of one top-10 query through a real track index over `vectors`."""
+    with tempfile.TemporaryDirectory() as folder:
+        build_track_index(Path(folder) / "i.ann", np.arange(1, len(vectors) + 1), vectors)
+        index = TrackIndex(Path(folder) / "i.ann", vectors.shape[1])
+        start = time.perf_counter()
+        for vector in vectors:
+            index.nearest(vector, TOP + 1)
+        return (time.perf_counter() - start) / max(1, len(vectors))
+
+
+def print_row(name: str, r: dict[str, float]) -> None:
+    print(f"{name:44} {r['album']:>11.3f} {r['artist']:>12.3f} {r['album, other artists']:>26.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("~/simlib-corpus"))
     parser.add_argument(
         "--weights", type=Path, nargs="*", default=[None], help="default: the shipped weights"
     )
-    parser.add_argument("--limit", type=int, default=None, help="first N tracks only (quick runs)")
+    parser.add_argument("--side", choices=("test", "val"), default="test")
+    parser.add_argument("--no-seen", action="store_true", help="skip the seen-albums line")
     args = parser.parse_args()
     torch.set_num_threads(1)
     pymusly.set_musly_loglevel(0)
-    corpus = args.corpus.expanduser()
-    tracks = library_tracks(corpus)[: args.limit]
-    models = [SimilarityModel.load(w) for w in args.weights]
+    split = load_split(args.corpus)
+    print(describe(split))
+    problems = leaks(split)
+    if problems:
+        raise SystemExit("split leaks: " + "; ".join(problems))
+    models = [SimilarityModel.load(onnx_path(w)) for w in args.weights]
     timing = Timing()
-    simlib_rows: list[list[np.ndarray]] = [[] for _ in models]
-    mfcc_rows, musly_whole, musly_excerpt, kept = [], [], [], []
-    jukebox = pymusly.MuslyJukebox(method="timbre")
-    musly_time = 0.0
-    for path, tags in tracks:
-        vector, samples, mel = simlib_vector(path, models[0], timing)
-        if samples.size == 0:
-            continue
-        kept.append((path, tags))
-        simlib_rows[0].append(vector)
-        for rows, model in zip(simlib_rows[1:], models[1:], strict=True):
-            rows.append(model.embed(mel))
-        mfcc_rows.append(mfcc_stats(samples))
-        start = time.perf_counter()
-        audio = musly_input(decode(path, sample_rate_hz=MUSLY_RATE_HZ))
-        musly_whole.append(jukebox.track_from_audiodata(audio))
-        middle = max(0, (audio.size - int(MUSLY_EXCERPT_S * MUSLY_RATE_HZ)) // 2)
-        excerpt = audio[middle : middle + int(MUSLY_EXCERPT_S * MUSLY_RATE_HZ)]
-        musly_excerpt.append(jukebox.track_from_audiodata(excerpt))
-        musly_time += time.perf_counter() - start
-    albums = [normalise_tag(t.album) for _, t in kept]
-    artists = [normalise_tag(t.artist) for _, t in kept]
-    queries = [
-        i for i, (p, _) in enumerate(kept) if similarity_split(str(p.relative_to(corpus))) == "test"
-    ]
-    simlib_vectors = np.stack(simlib_rows[0])
-    with tempfile.TemporaryDirectory() as folder:
-        build_track_index(Path(folder) / "i.ann", np.arange(1, len(kept) + 1), simlib_vectors)
-        index = TrackIndex(Path(folder) / "i.ann", simlib_vectors.shape[1])
-        start = time.perf_counter()
-        for q in queries:
-            index.nearest(simlib_vectors[q], TOP + 1)
-        simlib_latency = (time.perf_counter() - start) / max(1, len(queries))
-    mfcc = np.stack(mfcc_rows)
+    lib = analyse(split[args.side], models, timing)
+    n = len(lib.albums)
+    mfcc = np.stack(lib.mfcc)
     mfcc = (mfcc - mfcc.mean(axis=0)) / np.maximum(mfcc.std(axis=0), 1e-9)
-    whole, whole_latency = musly_distances(musly_whole)
-    excerpt, _ = musly_distances(musly_excerpt)
+    whole, whole_latency = musly_distances(lib.musly_whole)
+    excerpt, _ = musly_distances(lib.musly_excerpt)
     rng = np.random.default_rng(0)
-    methods = (
-        {
-            f"simlib {w.stem if w else 'shipped'} ({m.version[:6]})": simlib_distances(
-                np.stack(rows)
-            )
-            for w, m, rows in zip(args.weights, models, simlib_rows, strict=True)
-        }
-        | {
-            f"simlib {w.stem if w else 'shipped'}, plain cosine": cosine_distances(np.stack(rows))
-            for w, rows in zip(args.weights, simlib_rows, strict=True)
-        }
-        | {
-            "pymusly timbre, whole track": whole,
-            "pymusly timbre, 30 s excerpt": excerpt,
-            "MFCC mean/std cosine": cosine_distances(mfcc),
-            "random": cosine_distances(rng.standard_normal((len(kept), 32))),
-        }
-    )
-    results = {name: precision_at_10(d, queries, albums, artists) for name, d in methods.items()}
+    names = [
+        f"simlib {f'{w.parent.name}/{w.stem}' if w else 'shipped'} ({m.version[:6]})"
+        for w, m in zip(args.weights, models, strict=True)
+    ]
+    methods = {
+        name: simlib_distances(np.stack(rows)) for name, rows in zip(names, lib.simlib, strict=True)
+    } | {
+        "pymusly timbre, whole track": whole,
+        "pymusly timbre, 30 s excerpt": excerpt,
+        "MFCC mean/std cosine": cosine_distances(mfcc),
+        "random": cosine_distances(rng.standard_normal((n, 32))),
+    }
+    queries = list(range(n))
+    results = {
+        name: precision_at_10(d, queries, lib.albums, lib.artists) for name, d in methods.items()
+    }
     first = next(iter(results.values()))
     print(
-        f"corpus {corpus}: {len(kept)} tracks ({timing.audio_s / 3600:.1f} h) as candidates; "
-        f"{len(queries)} held-out TEST-split queries"
+        f"library: the {n} {args.side.upper()} tracks ({timing.audio_s / 3600:.1f} h), "
+        "each queried against the others"
     )
-    header = (
-        f"{'method':32} {'album-P@10':>11} {'artist-P@10':>12} {'album-P@10, other artists':>26}"
-    )
-    print(header)
+    print(f"{'method':44} {'album-P@10':>11} {'artist-P@10':>12} {'album-P@10, other artists':>26}")
     print(
-        f"{'(queries)':32} {first['n album']:>11} {first['n artist']:>12} "
+        f"{'(queries)':44} {first['n album']:>11} {first['n artist']:>12} "
         f"{first['n album, other artists']:>26}"
     )
     for name, r in results.items():
+        print_row(name, r)
+    if not args.no_seen:
+        seen = seen_albums([t for t in split["train"] if not t.extra], models[0])
+        print_row(f"{names[0]}, seen albums", seen)
         print(
-            f"{name:32} {r['album']:>11.3f} {r['artist']:>12.3f} {r['album, other artists']:>26.3f}"
+            f"  (seen albums: the {len([t for t in split['train'] if not t.extra])} dev TRAIN"
+            " tracks queried against each other; weights trained on the TRAIN packages saw"
+            " these albums)"
         )
     stages = timing.stages
     print(
-        f"simlib per track: decode {stages['decode'] / len(kept) * 1000:.0f} ms, "
-        f"features {stages['features'] / len(kept) * 1000:.0f} ms, "
-        f"embed {stages['embed'] / len(kept) * 1000:.0f} ms "
+        f"simlib per track: decode {stages['decode'] / n * 1000:.0f} ms, "
+        f"features {stages['features'] / n * 1000:.0f} ms, "
+        f"embed {stages['embed'] / n * 1000:.0f} ms "
         f"(embed = {stages['embed'] / (stages['decode'] + stages['features']):.0%}"
         " of decode+features)"
     )
@@ -257,11 +302,12 @@ def main() -> None:
         "throughput, audio-s per wall-s: "
         f"simlib embed only {timing.audio_s / stages['embed']:.0f}, "
         f"simlib decode+features+embed {timing.audio_s / sum(stages.values()):.0f}, "
-        f"pymusly decode+analysis {timing.audio_s / musly_time:.0f}"
+        f"pymusly decode+analysis {timing.audio_s / lib.musly_s:.0f}"
     )
+    latency = index_latency(np.stack(lib.simlib[0]))
     print(
-        f"query latency (top-10 over {len(kept)} tracks): simlib Annoy index "
-        f"{simlib_latency * 1e3:.3f} ms, pymusly {whole_latency * 1e3:.3f} ms"
+        f"query latency (top-10 over {n} tracks): simlib Annoy index "
+        f"{latency * 1e3:.3f} ms, pymusly {whole_latency * 1e3:.3f} ms"
     )
 
 

@@ -12,7 +12,7 @@ import torch
 from simlib import weights
 from simlib.audio import ANALYSIS_RATE_HZ
 from simlib.audio.features import LOG_FLOOR, N_MELS, log_mel
-from simlib.similar.encoder import EncoderConfig, SimilarityEncoder
+from simlib.similar.encoder import EncoderConfig, SimilarityEncoder, TimbreStats
 from simlib.similar.model import (
     CROP_FRAMES,
     N_CROPS,
@@ -223,6 +223,81 @@ def test_fine_tuning_starts_from_the_given_weights(tracks, tmp_path: Path) -> No
     _train(tracks, tmp_path / "tuned.pt", epochs=1, init=start)
     tuned = SimilarityModel.load(tmp_path / "tuned.onnx")
     assert tuned.dim == 6 and tuned.version != first.version
+
+
+def test_validation_tracks_give_no_pairs_and_are_ranked_among_themselves(
+    tracks, tmp_path: Path
+) -> None:
+    torch.set_num_threads(1)
+    metrics = train_similarity(
+        tracks[:9],
+        tmp_path / "sim.pt",
+        epochs=1,
+        seed=1,
+        val_tracks=tracks[9:12],
+        config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=1),
+        architecture=TINY,
+    )
+    assert (metrics.n_train, metrics.n_val) == (9, 3)
+    # one validation track per album: among themselves, none has an album-mate
+    assert metrics.val_album_p_at_10 == 0.0 and metrics.val_album_p_random == 0.0
+
+
+def test_anchoring_keeps_fine_tuned_weights_near_the_start(tracks, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    start = tmp_path / "start.pt"
+    saved([SimilarityEncoder(TINY)], start)
+    drift = {}
+    for anchor in (0.0, 10.0):
+        out = tmp_path / f"tuned{anchor}.pt"
+        train_similarity(
+            tracks,
+            out,
+            epochs=2,
+            seed=1,
+            val_fraction=0.2,
+            init_weights=start,
+            config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=2, anchor=anchor),
+        )
+        before, after = load_ensemble(start)[0][0], load_ensemble(out)[0][0]
+        drift[anchor] = sum(
+            (a - b).square().sum().item()
+            for a, b in zip(after.parameters(), before.parameters(), strict=True)
+        )
+    assert 0 < drift[10.0] < drift[0.0]
+
+
+def test_timbre_statistics_join_an_ensemble_with_their_weight(tracks, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    train_similarity(
+        tracks,
+        tmp_path / "sim.pt",
+        epochs=1,
+        seed=1,
+        val_fraction=0.2,
+        config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=1),
+        architecture=TINY,
+        timbre_weight=3.0,
+    )
+    (encoder, timbre), _ = load_ensemble(tmp_path / "sim.pt")
+    assert isinstance(timbre, TimbreStats) and timbre.config.weight == 3.0
+    model = SimilarityModel.load(tmp_path / "sim.onnx")
+    assert model.dim == TINY.dim + 2 * N_MELS
+    mels = [log_mel(_tone(6.0, f, k)) for k, f in enumerate((200.0, 900.0))]
+    a, b = model.embed_many(mels)
+    alone = [
+        saved([m], tmp_path / f"alone{k}.pt").embed_many(mels)
+        for k, m in enumerate((encoder, timbre))
+    ]
+    expected = (1 * alone[0][0] @ alone[0][1] + 3 * alone[1][0] @ alone[1][1]) / 4
+    assert a @ b == pytest.approx(expected, abs=1e-5)
+    tuned = train_similarity(
+        tracks, tmp_path / "tuned.pt", epochs=1, val_fraction=0.2, init_weights=tmp_path / "sim.pt"
+    )
+    assert tuned.members == 1
+    kept = load_ensemble(tmp_path / "tuned.pt")[0][1]
+    torch.testing.assert_close(kept.centre, timbre.centre)
 
 
 def test_training_crops_mask_runs_of_bands_and_frames_at_the_mean_level() -> None:

@@ -28,10 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from simlib.audio import AUDIO_EXTENSIONS
 from simlib.catalog import read_tags
 from simlib.train.pairs import normalise_tag
-from simlib.types import Tags
 
 RESERVED_PACKAGES = frozenset(
     {
@@ -213,23 +211,15 @@ def main(argv: list[str] | None = None) -> None:
     print("\n".join(problems) if problems else "no test/val artist or album outside its side")
 
 
-# The rules the 0.1.0 weights were trained with, until their benchmarks move to the split.
+# The rule the 0.1.0 fingerprint weights were trained with, until their benchmarks move to
+# the split.
 FINGERPRINT_HELD_OUT_PERCENT = 15
-SIMILARITY_TRAIN_PERCENT = 70
 
 
 def manifest_paths(corpus: Path) -> list[str]:
     """The corpus's tracks, relative to `corpus`, in manifest order."""
     with open(corpus / "manifest.csv", newline="") as f:
         return [row["path"] for row in csv.DictReader(f)]
-
-
-def library_tracks(corpus: Path) -> list[tuple[Path, Tags]]:
-    """Every audio file under `corpus`/library with its tags, sorted by path."""
-    paths = sorted(
-        p for p in (corpus / "library").rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS
-    )
-    return [(p, read_tags(p)) for p in paths]
 
 
 def fingerprint_split(corpus: Path) -> tuple[list[Path], list[Path]]:
@@ -242,12 +232,6 @@ def fingerprint_split(corpus: Path) -> tuple[list[Path], list[Path]]:
         [corpus / p for p, h in zip(rows, held, strict=True) if not h],
         [corpus / p for p, h in zip(rows, held, strict=True) if h],
     )
-
-
-def similarity_split(relative_path: str) -> str:
-    """ "train" or "test" for the similarity model: "train" when BLAKE2b-64 of the relative
-    path, big-endian, is below SIMILARITY_TRAIN_PERCENT modulo 100."""
-    return "train" if _bucket(relative_path, 8, "big") < SIMILARITY_TRAIN_PERCENT else "test"
 
 
 def _bucket(relative_path: str, digest_size: int, byteorder: str) -> int:

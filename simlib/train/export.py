@@ -20,7 +20,14 @@ from simlib import weights
 from simlib.audio.features import N_MELS
 from simlib.files import replace_atomically
 from simlib.identify.encoder import FingerprintEncoder
-from simlib.similar.encoder import EncoderConfig, Ensemble, SimilarityEncoder
+from simlib.similar.encoder import (
+    EncoderConfig,
+    Ensemble,
+    Member,
+    SimilarityEncoder,
+    TimbreConfig,
+    TimbreStats,
+)
 
 OPSET = 17
 VECTOR_SETTINGS = ("segment_s", "db_hop_s")
@@ -47,14 +54,19 @@ def load_fingerprint(checkpoint: Path) -> tuple[FingerprintEncoder, dict]:
     return encoder.eval(), dict(blob["settings"])
 
 
-def load_ensemble(checkpoint: Path) -> tuple[list[SimilarityEncoder], dict]:
-    """The encoders of a similarity checkpoint, and its crop settings."""
+def load_ensemble(checkpoint: Path) -> tuple[list[Member], dict]:
+    """The members of a similarity checkpoint (encoders, timbre statistics), and its crop
+    settings."""
     blob = weights.read(checkpoint, "similarity")
-    members = []
+    members: list[Member] = []
     for member in blob["members"]:
-        encoder = SimilarityEncoder(EncoderConfig.from_dict(member["config"]))
-        encoder.load_state_dict(member["state_dict"])
-        members.append(encoder.eval())
+        module: Member
+        if member.get("kind") == "timbre":
+            module = TimbreStats(TimbreConfig.from_dict(member["config"]))
+        else:
+            module = SimilarityEncoder(EncoderConfig.from_dict(member["config"]))
+        module.load_state_dict(member["state_dict"])
+        members.append(module.eval())
     return members, {"n_crops": int(blob["n_crops"]), "crop_frames": int(blob["crop_frames"])}
 
 

@@ -7,10 +7,12 @@ validation split whose metric is reported at the end. The module entry point
 reproduces the shipped weights:
 
     python -m simlib.train.similarity --corpus ~/simlib-corpus \
-        --out simlib/weights/similarity.pt
+        --extra ~/simlib-corpus-extra --out simlib/weights/similarity.pt
 
-(defaults: an ensemble of 5 encoders (seeds 0 to 4) of 36 epochs each,
-at most 150 min, one torch thread; see docs/training.md and the model card).
+Pairs come from the TRAIN packages of the corpus split (`simlib.train.corpus`: the
+development corpus's TRAIN packages and the usable extra ones); each member keeps its
+epoch that ranks the VAL packages best among themselves; TEST packages are never read.
+See docs/training.md and the model card for the defaults and the run behind the file.
 """
 
 from __future__ import annotations
@@ -30,15 +32,23 @@ from torch.nn import functional as F
 from simlib import weights as model_weights
 from simlib.audio import DecodeError, decode
 from simlib.audio.features import LOG_FLOOR, log_mel
+from simlib.catalog import read_tags
 from simlib.files import replace_atomically
-from simlib.similar.encoder import EncoderConfig, Ensemble, SimilarityEncoder
+from simlib.similar.encoder import (
+    EncoderConfig,
+    Ensemble,
+    Member,
+    SimilarityEncoder,
+    TimbreConfig,
+    TimbreStats,
+)
 from simlib.similar.index import centred_scores
 from simlib.similar.model import (
     CROP_FRAMES,
     N_CROPS,
     crops,
 )
-from simlib.train.corpus import library_tracks, similarity_split
+from simlib.train.corpus import describe, load_split
 from simlib.train.export import export, load_ensemble
 from simlib.train.pairs import (
     SimilarityWeights,
@@ -71,6 +81,11 @@ class TrainConfig:
     """Up to this many adjacent frames (10 ms) of each training crop are masked."""
     val_every: int = 2
     """Validate every this many epochs (and at the end)."""
+    anchor: float = 0.0
+    """Weight of the squared distance to the starting weights (L2-SP): fine-tuning on a few
+    albums keeps what the starting weights know about the albums it never sees."""
+    freeze_norm: bool = False
+    """Batch-norm layers keep their running statistics (a small library's are noisy)."""
 
 
 @dataclass
@@ -231,9 +246,7 @@ def _batch_loss(
     return pull + hinge.sum() / (hinge > 0).sum().clamp(min=1)
 
 
-def embed_tracks(
-    encoders: list[SimilarityEncoder], data: list[TrackData], batch: int = 32
-) -> np.ndarray:
+def embed_tracks(encoders: list[Member], data: list[TrackData], batch: int = 32) -> np.ndarray:
     """(tracks, dim) unit vectors from the stored inference crops, as the model embeds them."""
     out = []
     for encoder in encoders:
@@ -254,8 +267,8 @@ def neighbour_quality(
     ranked as the track index ranks them (`track_index.centred_scores`)."""
     scores = centred_scores(vectors)[queries]
     scores[np.arange(len(queries)), queries] = -np.inf
-    top = np.argsort(-scores, axis=1)[:, :10]
     n = len(vectors)
+    top = np.argsort(-scores, axis=1)[:, : min(10, n - 1)]  # never the query itself
     tag_sim, tag_random, album_p, album_random = [], [], [], []
     for row, q in enumerate(queries):
         others = np.delete(np.arange(n), q)
@@ -269,13 +282,15 @@ def neighbour_quality(
     )
 
 
-def save_weights(encoders: list[SimilarityEncoder], path: Path) -> None:
-    """Write `encoders` (an ensemble if several) as a similarity checkpoint."""
+def save_weights(encoders: list[Member], path: Path) -> None:
+    """Write `encoders` (an ensemble if several; timbre statistics among them) as a
+    similarity checkpoint."""
     members = [
         {
             "config": e.config.as_dict(),
             "state_dict": {k: v.detach().clone() for k, v in e.state_dict().items()},
         }
+        | ({"kind": "timbre"} if isinstance(e, TimbreStats) else {})
         for e in encoders
     ]
     blob = {"members": members, "n_crops": N_CROPS, "crop_frames": CROP_FRAMES}
@@ -300,11 +315,18 @@ class _TrainingSet:
     queries: np.ndarray
     """Indices of the validation tracks."""
     albums: list[str | None]
+    apart: bool = False
+    """Rank the validation tracks among themselves only (a library of unseen albums)."""
 
-    def quality(self, encoders: list[SimilarityEncoder]) -> tuple[float, float, float, float]:
+    def quality(self, encoders: list[Member]) -> tuple[float, float, float, float]:
         """`neighbour_quality` of the validation tracks embedded by `encoders`."""
-        vectors = embed_tracks(encoders, self.data)
-        return neighbour_quality(vectors, self.queries, self.sim_all, self.albums)
+        if not self.apart:
+            vectors = embed_tracks(encoders, self.data)
+            return neighbour_quality(vectors, self.queries, self.sim_all, self.albums)
+        q = self.queries
+        vectors = embed_tracks(encoders, [self.data[i] for i in q])
+        albums = [self.albums[i] for i in q]
+        return neighbour_quality(vectors, np.arange(len(q)), self.sim_all[np.ix_(q, q)], albums)
 
 
 def member_path(out_path: Path, member: int, members: int) -> Path:
@@ -328,6 +350,8 @@ def train_similarity(
     architecture: EncoderConfig | None = None,
     cache_dir: Path | None = None,
     progress: Callable[[TrainingUpdate], None] | None = None,
+    val_tracks: list[tuple[Path, Tags | None]] | None = None,
+    timbre_weight: float = 0.0,
 ) -> TrainMetrics:
     """Train (or fine-tune `init_weights`) and save the best-validating encoders to `out_path`.
 
@@ -338,23 +362,32 @@ def train_similarity(
     epochs, whichever comes first (at least one must be given). Tracks with no
     usable tags are embedded for validation but give no pairs; tracks that fail
     to decode are skipped. `val_fraction` of the tracks (by a hash of their
-    path) are held out of the pairs and pick each member's best epoch.
-    `architecture` sizes new encoders. Ctrl-C saves the checkpoint of the
-    member in training (`checkpoint_path(member_path(...))`) and re-raises; the
-    next call with `resume=True` continues from it.
+    path) are held out of the pairs and pick each member's best epoch; `val_tracks`,
+    when given, take their place: they give no pairs and are ranked among themselves
+    only, as a library of albums and artists the pairs never showed.
+    `architecture` sizes new encoders. `timbre_weight` > 0 adds timbre statistics
+    (`TimbreStats`, standardised on the pair-giving tracks) to a new ensemble with that
+    weight; fine-tuning keeps the starting weights' statistics as they are. Ctrl-C saves
+    the checkpoint of the member in training (`checkpoint_path(member_path(...))`) and
+    re-raises; the next call with `resume=True` continues from it.
     """
     if minutes is None and epochs is None:
         raise ValueError("give minutes or epochs")
     config = config or TrainConfig()
-    kept_paths, kept_tags, data = [], [], []
-    for path, tags in tracks:
+    kept_paths, kept_tags, data, held = [], [], [], []
+    given = [(p, t, False) for p, t in tracks] + [(p, t, True) for p, t in val_tracks or []]
+    for path, tags, is_held in given:
         try:
             data.append(track_data(Path(path), cache_dir))
         except (DecodeError, OSError):
             continue
         kept_paths.append(str(path))
         kept_tags.append(tags)
-    is_val = _val_mask(kept_paths, val_fraction)
+        held.append(is_held)
+    if val_tracks is None:
+        is_val = _val_mask(kept_paths, val_fraction)
+    else:
+        is_val = np.array(held, dtype=bool)
     if not is_val.any() and len(kept_paths) > 1:
         is_val[-1] = True
     sim_all = similarity_matrix(kept_tags, weights)
@@ -365,8 +398,16 @@ def train_similarity(
         sim_all=sim_all,
         queries=np.flatnonzero(is_val),
         albums=[normalise_tag(t.album) if t else None for t in kept_tags],
+        apart=val_tracks is not None,
     )
-    starts = load_ensemble(init_weights)[0] if init_weights is not None else None
+    loaded = load_ensemble(init_weights)[0] if init_weights is not None else None
+    starts = [m for m in loaded if isinstance(m, SimilarityEncoder)] if loaded else None
+    fixed = [m for m in loaded or [] if isinstance(m, TimbreStats)]
+    if loaded is None and timbre_weight > 0:
+        crops = [
+            torch.from_numpy(data[i].eval_crops.astype(np.float32)) for i in np.flatnonzero(~is_val)
+        ]
+        fixed = [TimbreStats(TimbreConfig(weight=timbre_weight)).fit(crops)]
     count = len(starts) if starts else members
     states = []
     for member in range(count):
@@ -382,8 +423,8 @@ def train_similarity(
                 max_epochs=epochs if epochs is not None else 10**9,
             )
         )
-    best = [load_ensemble(member_path(out_path, m, count))[0][0] for m in range(count)]
-    if count > 1:
+    best = [load_ensemble(member_path(out_path, m, count))[0][0] for m in range(count)] + fixed
+    if len(best) > 1:
         save_weights(best, out_path)
     export(model_weights.SIMILARITY.name, out_path)
     tag_sim, tag_random, album_p, album_random = training_set.quality(best)
@@ -402,6 +443,14 @@ def train_similarity(
         val_album_p_at_10=album_p,
         val_album_p_random=album_random,
     )
+
+
+def _training_mode(encoder: SimilarityEncoder, config: TrainConfig) -> None:
+    encoder.train()
+    if config.freeze_norm:
+        for module in encoder.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
 
 
 @dataclass(frozen=True)
@@ -427,7 +476,7 @@ def _train_member(
     """Train one encoder, keeping its best-validating weights in `out_path`; returns its state."""
     config, seed, progress = run.config, run.seed, run.progress
     sim_train = training_set.sim_train
-    encoder.train()
+    start = [p.detach().clone() for p in encoder.parameters()]
     optimizer = torch.optim.AdamW(
         encoder.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -478,9 +527,15 @@ def _train_member(
                         config.learning_rate * 0.5 * (1 + math.cos(math.pi * min(1.0, fraction)))
                     )
                 step_rng = np.random.default_rng([seed, epoch, step])
+                _training_mode(encoder, config)
                 loss = pair_loss(
                     encoder, training_set.data, batches[step], config, step_rng, sim_train
                 )
+                if config.anchor > 0:
+                    loss = loss + config.anchor * sum(
+                        (p - p0).square().sum()
+                        for p, p0 in zip(encoder.parameters(), start, strict=True)
+                    )
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -524,26 +579,29 @@ def _train_member(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Train on the TRAIN split of the development corpus (what the shipped weights are)."""
+    """Train on the TRAIN packages of the corpus split, select on VAL (the shipped weights)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True)
+    parser.add_argument("--extra", type=Path, nargs="*", default=[], help="train-only corpora")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=150.0, help="for all members")
     parser.add_argument("--epochs", type=int, default=36)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--members", type=int, default=5, help="encoders in the ensemble")
+    parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument(
+        "--timbre-weight", type=float, default=0.0, help="add timbre statistics with this weight"
+    )
     parser.add_argument("--freq-mask", type=int, default=0, help="most mel bands masked")
     parser.add_argument("--time-mask", type=int, default=0, help="most frames masked")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/simlib/similarity")
     parser.add_argument("--no-resume", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    corpus = args.corpus.expanduser()
-    tracks = [
-        (p, t)
-        for p, t in library_tracks(corpus)
-        if similarity_split(str(p.relative_to(corpus))) == "train"
-    ]
+    split = load_split(args.corpus, args.extra)
+    print(describe(split), flush=True)
+    tracks = [(t.path, read_tags(t.path)) for t in split["train"]]
+    val_tracks = [(t.path, read_tags(t.path)) for t in split["val"]]
 
     def report(p: TrainingUpdate) -> None:
         val = "" if p.val_tag_sim_at_10 is None else f" val tag-sim@10 {p.val_tag_sim_at_10:.3f}"
@@ -562,9 +620,13 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         members=args.members,
         resume=not args.no_resume,
-        config=TrainConfig(freq_mask=args.freq_mask, time_mask=args.time_mask),
+        config=TrainConfig(
+            learning_rate=args.lr, freq_mask=args.freq_mask, time_mask=args.time_mask
+        ),
         cache_dir=args.cache,
         progress=report,
+        val_tracks=val_tracks,
+        timbre_weight=args.timbre_weight,
     )
     for key, value in asdict(metrics).items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
