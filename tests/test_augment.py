@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from conftest import music
 
 from simlib.train.augment import (
+    CODEC_ROLES,
     CONDITIONS,
+    ESPEAK_CALIB,
+    ESPEAK_TEST,
+    RECORDED_ROLES,
+    ROOM_IR_ROLES,
+    SEEN_CONDITIONS,
     NoiseBank,
     apply_condition,
     change_speed,
@@ -16,6 +23,10 @@ from simlib.train.augment import (
     degradation_family,
     degrade,
     mix_at_snr,
+    recorded_role,
+    speaker_role,
+    stochastic_rir,
+    voice_role,
 )
 
 SR = 16_000
@@ -30,7 +41,15 @@ def noise() -> NoiseBank:
     rir = np.zeros((2, 800), dtype=np.float32)
     rir[:, 0] = 1.0
     rir[:, 1:] = rng.standard_normal((2, 799)) * np.exp(-np.arange(799) / 200) * 0.1
-    return NoiseBank(speech=speech, ambient=ambient, rirs=rir)
+    return NoiseBank(
+        speech=speech,
+        ambient=ambient,
+        rirs=rir,
+        speech_source=["pkg:a", "espeak-ng-de"],
+        ambient_source=["pkg:b"],
+        room_irs=[rir[1]],
+        speakers=[rir[0, :64]],
+    )
 
 
 def test_every_degradation_keeps_audio_finite(noise: NoiseBank) -> None:
@@ -77,9 +96,70 @@ def test_codec_roundtrip_keeps_length_and_content(codec: str) -> None:
 
 def test_conditions_are_seeded_and_cut(noise: NoiseBank) -> None:
     audio = music(3.2)
-    for name in CONDITIONS:
-        a = apply_condition(name, audio, 5, noise, 3.0)
-        b = apply_condition(name, audio, 5, noise, 3.0)
+    for name in [*CONDITIONS, *SEEN_CONDITIONS]:
+        a, sources = apply_condition(name, audio, 5, noise, 3.0)
+        b, again = apply_condition(name, audio, 5, noise, 3.0)
+        assert sources == again and all(":" in word for word in sources.split()), name
         assert a.shape == (3 * SR,) and a.dtype == np.float32, name
         assert np.array_equal(a, b), name
         assert np.isfinite(a).all(), name
+
+
+def test_roles_keep_sources_apart() -> None:
+    assert voice_role("espeak-ng-en-us") == voice_role("espeak-ng-de+f4") == "train"
+    assert voice_role("espeak-ng-en-gb") == voice_role("espeak-ng-en-gb-scotland+m3") == "calib"
+    assert voice_role("espeak-ng-en-029+f2") == voice_role("espeak-ng-el") == "test"
+    assert voice_role("flite-slt") == voice_role("festival-kal_diphone") == "test"
+    assert not ESPEAK_CALIB & ESPEAK_TEST
+    assert recorded_role("hedgewars-data") == recorded_role("klettres-data") == "train"
+    assert recorded_role("asterisk-core-sounds-ru-wav") == "test"
+    assert {"calib", "test"} <= set(RECORDED_ROLES.values()) <= {"calib", "test"}
+    assert {"calib", "test"} <= set(ROOM_IR_ROLES.values())
+    assert speaker_role("rakarrack", "rakarrack__1") == "test"
+    guitarix = {speaker_role("guitarix-common", f"cab{i}") for i in range(40)}
+    assert guitarix == {"train", "calib"}
+    codecs = {role: {c[0] for c in entries} for role, entries in CODEC_ROLES.items()}
+    assert not codecs["train"] & codecs["test"] and not codecs["calib"] & codecs["test"]
+    assert not codecs["train"] & codecs["calib"]
+
+
+def test_a_bank_loads_only_its_roles_material(tmp_path) -> None:
+    noise = tmp_path / "noise"
+    rows = ["path,kind,source_package,seconds"]
+    for package in ("hedgewars-data", "asterisk-prompt-es-co", "asterisk-core-sounds-ru-wav"):
+        path = noise / "speech" / f"{package}__a.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, music(1.0), SR)
+        rows.append(f"noise/speech/{path.name},speech,{package},1.0")
+    (noise / "manifest.csv").write_text("\n".join(rows) + "\n")
+    for voice in ("espeak-ng-de", "espeak-ng-cs", "flite-slt"):
+        (noise / "synth" / voice).mkdir(parents=True)
+        sf.write(noise / "synth" / voice / "000.wav", music(1.0), SR)
+    own = tmp_path / "own" / "speech"
+    own.mkdir(parents=True)
+    sf.write(own / "mine.wav", music(1.0), SR)
+    rirs = np.eye(1, 100, dtype=np.float32)
+    sources = {}
+    for role in ("train", "calib", "test"):
+        bank = NoiseBank.load([noise, tmp_path / "own"], role, rirs=rirs)
+        sources[role] = set(bank.speech_source)
+    assert sources == {
+        "train": {"pkg:hedgewars-data", "espeak-ng-de", ""},
+        "calib": {"pkg:asterisk-prompt-es-co", "espeak-ng-cs"},
+        "test": {"pkg:asterisk-core-sounds-ru-wav", "flite-slt"},
+    }
+
+
+@pytest.mark.parametrize("role", ["train", "calib", "test"])
+def test_every_role_codec_keeps_length(role: str) -> None:
+    audio = torch.from_numpy(music(1.0))
+    for codec, rate_hz, kbps in CODEC_ROLES[role]:
+        out = codec_roundtrip(audio, codec, int(max(kbps) * 1000), rate_hz)
+        assert out.numel() == audio.numel() and torch.isfinite(out).all(), codec
+
+
+def test_stochastic_rir_follows_distance() -> None:
+    near = stochastic_rir(np.random.default_rng(0), 0.6, 0.5, 100.0)
+    far = stochastic_rir(np.random.default_rng(0), 0.6, 4.0, 100.0)
+    assert near[0] ** 2 > 0.5 > far[0] ** 2  # direct-to-reverberant ratio falls with distance
+    assert np.sum(near**2) == pytest.approx(1.0, abs=1e-6)

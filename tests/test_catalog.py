@@ -5,9 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlite_utils
 
-from simlib.catalog import Catalog, FileState
-from simlib.catalog.migrations import SCHEMA_VERSION
+from simlib.catalog import Catalog, FileState, PackedSegments
+from simlib.catalog.migrations import MIGRATIONS, SCHEMA_VERSION
+from simlib.catalog.store import _array_blob
 from simlib.config import SimlibError
 from simlib.types import Segments, Tags
 
@@ -32,7 +34,7 @@ def write_one(catalog, path="/music/a.mp3", vector=(1.0, 0.0)):
     root = catalog.add_root(Path("/music"), False)
     outputs = {
         "sim": ("v1", np.asarray(vector, dtype=np.float32)),
-        "fp": ("v2", Segments(np.arange(3, dtype=np.float32) / 2, np.eye(3, dtype=np.float16))),
+        "fp": ("v2", PackedSegments.pack(Segments(np.arange(3) / 2, np.eye(3)), hop_s=0.5)),
     }
     return catalog.write_analysis(
         FileState(path, 100, 5), root, Tags(title="A", genre=("x",)), AUDIO, outputs
@@ -61,7 +63,8 @@ def test_write_and_read_back(catalog):
     ids, vectors = catalog.vectors("sim")
     assert ids.tolist() == [track_id] and vectors.tolist() == [[1.0, 0.0]]
     [(seg_id, segments)] = list(catalog.segments("fp"))
-    assert seg_id == track_id and segments.vectors.dtype == np.float16
+    assert seg_id == track_id and segments.vectors.dtype == np.float32
+    np.testing.assert_array_equal(segments.vectors, np.eye(3))
     np.testing.assert_array_equal(segments.start_s, [0.0, 0.5, 1.0])
     one = catalog.track_segments(track_id, "fp")
     np.testing.assert_array_equal(one.vectors, segments.vectors)
@@ -119,3 +122,45 @@ def test_error_rows_are_listed_in_the_summary(catalog):
     summary = catalog.summary()
     assert summary["failed"] == 1 and summary["tracks"] == 0
     assert summary["failures"] == [{"path": "/music/bad.mp3", "error": "no audio stream"}]
+
+
+def test_packed_segments_keep_cosines_and_take_dim_plus_two_bytes():
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((500, 32))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    segments = Segments(np.arange(500) * 0.5, vectors.astype(np.float32))
+    packed = PackedSegments.pack(segments, 0.5)
+    slots, blob = packed.blobs()
+    assert len(slots) + len(blob) == 500 * (32 + 2)
+    back = PackedSegments.from_blobs(slots, blob, 500, 0.5).unpack()
+    np.testing.assert_array_equal(back.start_s, segments.start_s)
+    cosines = np.sum(back.vectors * vectors, axis=1)
+    assert cosines.min() > 0.999  # what identification compares barely moves
+    long = PackedSegments.pack(Segments(np.array([0.0, 40_000.0]), vectors[:2]), 0.5)
+    assert long.slots.dtype == np.uint32
+    assert PackedSegments.from_blobs(*long.blobs(), 2, 0.5).unpack().start_s[1] == 40_000.0
+
+
+def test_schema_2_fingerprints_still_read_after_the_migration(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    db = sqlite_utils.Database(home / "catalog.db")
+    for step in MIGRATIONS[:2]:
+        step(db)
+    db.execute("PRAGMA user_version = 2")
+    db["tracks"].insert({"id": 1, "path": "/m/a.mp3", "status": "ok", "analysis_generation": 0})
+    old = Segments(np.arange(3, dtype=np.float32) / 2, np.eye(3, dtype=np.float16))
+    db["fingerprints"].insert(
+        {"track_id": 1, "model": "fp", "version": "v1", "count": 3,
+         "start_s": _array_blob(old.start_s), "vectors": _array_blob(old.vectors)}
+    )  # fmt: skip
+    db.close()
+    catalog = Catalog(home)
+    assert catalog.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    segments = catalog.track_segments(1, "fp")
+    np.testing.assert_array_equal(segments.start_s, old.start_s)
+    assert segments.vectors.dtype == np.float32 and np.array_equal(segments.vectors, np.eye(3))
+    assert [i for i, _ in catalog.segments("fp")] == [1]
+    write_one(catalog, "/m/b.mp3")
+    assert len(list(catalog.segments("fp"))) == 2
+    catalog.close()

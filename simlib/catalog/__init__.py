@@ -3,6 +3,7 @@ of the index builds, and the lock that lets one writer at a time change it."""
 
 from simlib.catalog.builds import AddedSince, Found, IndexBuild, current_build
 from simlib.catalog.lock import watcher_presence, watcher_state, writer_lock
+from simlib.catalog.segments import PackedSegments
 from simlib.catalog.store import Catalog, FileState, KnownTrack
 from simlib.catalog.tags import from_filename, read_tags
 
@@ -13,6 +14,7 @@ __all__ = [
     "Found",
     "IndexBuild",
     "KnownTrack",
+    "PackedSegments",
     "current_build",
     "from_filename",
     "read_tags",

@@ -75,6 +75,12 @@ def _migrate_v2(db: sqlite_utils.Database) -> None:
     db["tracks"].create_index(["analysis_generation"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_v1, _migrate_v2]
+def _migrate_v3(db: sqlite_utils.Database) -> None:
+    """Fingerprints packed (`simlib.catalog.segments`): int8 vectors, starts as hop slots,
+    the hop in a column. Rows written before keep NumPy blobs and no hop, and read as before."""
+    db["fingerprints"].add_column("hop_s", float)
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
 """MIGRATIONS[i] takes the schema from version i to i + 1 (PRAGMA user_version)."""
 SCHEMA_VERSION = len(MIGRATIONS)

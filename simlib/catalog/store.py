@@ -23,6 +23,7 @@ import sqlite_utils
 
 from simlib.catalog.lock import watcher_state
 from simlib.catalog.migrations import MIGRATIONS, SCHEMA_VERSION
+from simlib.catalog.segments import PackedSegments
 from simlib.config import CATALOG_NAME, SimlibError
 from simlib.types import Segments, Tags, Track
 
@@ -40,8 +41,11 @@ TAG_COLUMNS = (
 )
 
 
+Output = np.ndarray | PackedSegments
+"""What an analysis stage stores: one vector per track, or a track's fingerprint segments."""
+
 _SEGMENTS_SQL = (
-    "SELECT f.track_id, f.start_s, f.vectors FROM fingerprints f"
+    "SELECT f.track_id, f.start_s, f.vectors, f.count, f.hop_s FROM fingerprints f"
     " JOIN tracks t ON t.id = f.track_id WHERE f.model = ? AND t.status = 'ok'"
 )
 
@@ -58,6 +62,14 @@ def _array_blob(array: np.ndarray) -> bytes:
 
 def _blob_array(blob: bytes) -> np.ndarray:
     return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+def _row_segments(start_s: bytes, vectors: bytes, count: int, hop_s: float | None) -> Segments:
+    """A fingerprints row's segments: packed (`hop_s` set) or, as written before schema 3,
+    NumPy blobs of float32 starts and float16 vectors."""
+    if hop_s is None:
+        return Segments(_blob_array(start_s), _blob_array(vectors).astype(np.float32))
+    return PackedSegments.from_blobs(start_s, vectors, count, hop_s).unpack()
 
 
 @dataclass
@@ -302,9 +314,10 @@ class Catalog:
         root_id: int,
         tags: Tags,
         audio: dict,
-        outputs: dict[str, tuple[str, np.ndarray | Segments]],
+        outputs: dict[str, tuple[str, Output]],
     ) -> int:
-        """Store one analysed track and its outputs {model: (version, vector or Segments)}."""
+        """Store one analysed track and its outputs {model: (version, vector or packed
+        segments)}."""
         with self.db.atomic():
             values = self._track_values(state, root_id, tags)
             values.update(audio, status="ok", error=None, analysed_at=values["updated_at"])
@@ -313,17 +326,19 @@ class Catalog:
             self._bump_analysis(track_id)
         return track_id
 
-    def _put_outputs(self, track_id: int, outputs: dict[str, tuple[str, np.ndarray | Segments]]):
+    def _put_outputs(self, track_id: int, outputs: dict[str, tuple[str, Output]]):
         for model, (version, output) in outputs.items():
-            if isinstance(output, Segments):
+            if isinstance(output, PackedSegments):
+                start_s, vectors = output.blobs()
                 self.db["fingerprints"].upsert(
                     {
                         "track_id": track_id,
                         "model": model,
                         "version": version,
                         "count": len(output),
-                        "start_s": _array_blob(output.start_s.astype(np.float32)),
-                        "vectors": _array_blob(output.vectors),
+                        "start_s": start_s,
+                        "vectors": vectors,
+                        "hop_s": output.hop_s,
                     },
                     pk=("track_id", "model"),
                 )
@@ -446,15 +461,16 @@ class Catalog:
     def segments(self, model: str, since: int = -1) -> Iterator[tuple[int, Segments]]:
         """(track id, Segments) of every ok track's `model` fingerprints by track id, or
         of those analysed after generation `since`."""
-        for track_id, start_s, vectors in self.db.execute(
+        for track_id, *row in self.db.execute(
             _SEGMENTS_SQL + " AND t.analysis_generation > ? ORDER BY f.track_id", [model, since]
         ):
-            yield track_id, Segments(_blob_array(start_s), _blob_array(vectors))
+            if row[2]:  # a wholly silent track has no segment to index
+                yield track_id, _row_segments(*row)
 
     def track_segments(self, track_id: int, model: str) -> Segments | None:
         """Track `track_id`'s `model` fingerprints, or None when it has none or is not ok."""
         row = self.db.execute(_SEGMENTS_SQL + " AND f.track_id = ?", [model, track_id]).fetchone()
-        return None if row is None else Segments(_blob_array(row[1]), _blob_array(row[2]))
+        return None if row is None else _row_segments(*row[1:])
 
     # -- indexes ------------------------------------------------------------------
 

@@ -55,14 +55,14 @@ def build(path: Path, items: Iterable[tuple[int, Segments]], dim: int, n_trees: 
         for row in segments.vectors:
             annoy.add_item(n, row.tolist())
             n += 1
-        track_ids.append(np.full(len(segments), track_id, dtype=np.int64))
+        track_ids.append(np.full(len(segments), track_id, dtype=np.int32))  # 4 bytes an item
         starts.append(np.asarray(segments.start_s, dtype=np.float32))
     annoy.build(n_trees if n else 1, n_jobs=1)
     ann_path, map_path = path / f"{build_id}.ann", path / f"{build_id}.npz"
     replace_atomically(ann_path, lambda temporary: annoy.save(str(temporary)))
     annoy.unload()
     sidecar = {
-        "track_id": np.concatenate(track_ids) if track_ids else np.zeros(0, np.int64),
+        "track_id": np.concatenate(track_ids) if track_ids else np.zeros(0, np.int32),
         "start_s": np.concatenate(starts) if starts else np.zeros(0, np.float32),
         "meta": np.array([build_id, str(dim)]),
     }
@@ -104,6 +104,7 @@ class FingerprintIndex:
             raise FileNotFoundError(f"no fingerprint index at {path}")
         with np.load(path / f"{build_id}.npz") as sidecar:
             track_id, start_s, meta = sidecar["track_id"], sidecar["start_s"], sidecar["meta"]
+        track_id = track_id.astype(np.int64)
         if str(meta[0]) != build_id:
             raise RuntimeError(f"index sidecar {build_id} holds build {meta[0]}")
         annoy = AnnoyIndex(int(meta[1]), METRIC)

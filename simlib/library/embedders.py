@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simlib import weights
+from simlib.catalog import PackedSegments
 from simlib.library.pipeline import Embedder
-from simlib.types import Segments
 
 if TYPE_CHECKING:
     from simlib.identify.model import FingerprintModel
@@ -28,7 +28,8 @@ SIMILARITY = weights.SIMILARITY.name
 
 
 class FingerprintStage:
-    """Fingerprint segments every `db_hop_s`, stored as float16, indexed for `identify`."""
+    """Fingerprint segments every `db_hop_s`, packed for the catalog (int8, hop slots),
+    indexed for `identify`."""
 
     name = FINGERPRINT
     kind = "segments"
@@ -38,9 +39,8 @@ class FingerprintStage:
         self.version = model.version
         self.index_params = {"dim": model.dim, "n_trees": model.n_trees}
 
-    def embed(self, mel: np.ndarray) -> Segments:
-        segments = self.model.embed(mel, self.model.db_hop_s)
-        return Segments(segments.start_s, segments.vectors.astype(np.float16))
+    def embed(self, mel: np.ndarray) -> PackedSegments:
+        return PackedSegments.pack(self.model.embed(mel, self.model.db_hop_s), self.model.db_hop_s)
 
 
 class SimilarityStage:

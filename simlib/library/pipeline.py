@@ -16,9 +16,9 @@ from typing import Protocol
 import numpy as np
 
 from simlib import audio
-from simlib.catalog import FileState, read_tags
+from simlib.catalog import FileState, PackedSegments, read_tags
 from simlib.library.workers import roomy_heap
-from simlib.types import Segments, Tags
+from simlib.types import Tags
 
 MIN_DURATION_S = 1.0
 """Tracks shorter than this are recorded as errors: too short to analyse."""
@@ -28,7 +28,7 @@ class Embedder(Protocol):
     """One analysis stage after the features.
 
     `embed` returns one vector per track (`kind` "track", stored as an
-    embedding) or `Segments` (`kind` "segments", stored as fingerprints).
+    embedding) or `PackedSegments` (`kind` "segments", stored as fingerprints).
     `version` changes whenever the output would, so a scan knows which
     tracks to redo. `index_params` are the keyword arguments of the index
     build (for "segments": dim, n_trees; empty for "track").
@@ -39,7 +39,7 @@ class Embedder(Protocol):
     kind: str
     index_params: dict
 
-    def embed(self, mel: np.ndarray) -> np.ndarray | Segments: ...
+    def embed(self, mel: np.ndarray) -> np.ndarray | PackedSegments: ...
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class Analysis:
     tags: Tags
     info: audio.AudioInfo
     duration_s: float
-    outputs: dict[str, tuple[str, np.ndarray | Segments]] = field(default_factory=dict)
+    outputs: dict[str, tuple[str, np.ndarray | PackedSegments]] = field(default_factory=dict)
 
     def audio_columns(self) -> dict:
         """The audio facts as catalog columns."""
@@ -116,7 +116,7 @@ def decode_features(path: Path) -> tuple[np.ndarray, float]:
     return mel, mel.shape[0] / features.FRAME_RATE_HZ
 
 
-def embed(embedder: Embedder, mel: np.ndarray) -> np.ndarray | Segments:
+def embed(embedder: Embedder, mel: np.ndarray) -> np.ndarray | PackedSegments:
     """The embedders stage for one model. A per-track embedder sees a fixed number of
     crops whatever the file's length, so its tensors may reuse heap memory
     (`workers.roomy_heap`: the similarity ensemble embeds twice as fast); a per-segment

@@ -47,6 +47,8 @@ RESERVED_PACKAGES = frozenset(
 )
 """Kept for an independent evaluation: never read for anything."""
 
+RENDERS = "midi-renders"
+"""An extra corpus's folder of MIDI renders (its own manifest), read with the corpus."""
 TEST_SHARE = 0.35
 VAL_SHARE = 0.15
 SIDES = ("train", "val", "test")
@@ -74,6 +76,8 @@ def read_manifest(corpus: Path, extra: bool = False, tags: bool = True) -> list[
         if package in RESERVED_PACKAGES:
             raise ValueError(f"reserved package {package} in {corpus}")
         path = corpus / row["path"]
+        if not path.exists():  # MIDI renders' paths start at the folder above theirs
+            path = corpus.parent / row["path"]
         if not path.exists():
             continue
         if tags:
@@ -195,8 +199,9 @@ def load_split(corpus: Path, extras: Iterable[Path] = ()) -> dict[str, list[Corp
     extra: list[CorpusTrack] = []
     for folder in extras:
         folder = folder.expanduser()
-        if (folder / "manifest.csv").exists():
-            extra += read_manifest(folder, extra=True)
+        for part in (folder, folder / RENDERS):
+            if (part / "manifest.csv").exists():
+                extra += read_manifest(part, extra=True)
     return split_tracks(dev, extra)
 
 
@@ -209,34 +214,6 @@ def main(argv: list[str] | None = None) -> None:
     print(describe(split))
     problems = leaks(split)
     print("\n".join(problems) if problems else "no test/val artist or album outside its side")
-
-
-# The rule the 0.1.0 fingerprint weights were trained with, until their benchmarks move to
-# the split.
-FINGERPRINT_HELD_OUT_PERCENT = 15
-
-
-def manifest_paths(corpus: Path) -> list[str]:
-    """The corpus's tracks, relative to `corpus`, in manifest order."""
-    with open(corpus / "manifest.csv", newline="") as f:
-        return [row["path"] for row in csv.DictReader(f)]
-
-
-def fingerprint_split(corpus: Path) -> tuple[list[Path], list[Path]]:
-    """(training, held-out) tracks of the fingerprint model, in manifest order: a track is
-    held out when the first 8 bytes of BLAKE2b of its relative path, little-endian, are
-    below FINGERPRINT_HELD_OUT_PERCENT modulo 100."""
-    rows = manifest_paths(corpus)
-    held = [_bucket(p, 64, "little") < FINGERPRINT_HELD_OUT_PERCENT for p in rows]
-    return (
-        [corpus / p for p, h in zip(rows, held, strict=True) if not h],
-        [corpus / p for p, h in zip(rows, held, strict=True) if h],
-    )
-
-
-def _bucket(relative_path: str, digest_size: int, byteorder: str) -> int:
-    digest = hashlib.blake2b(relative_path.encode("utf-8"), digest_size=digest_size).digest()
-    return int.from_bytes(digest[:8], byteorder) % 100
 
 
 if __name__ == "__main__":

@@ -7,10 +7,16 @@ Progress is checkpointed next to the output (`<out>.ckpt`) so an interrupted run
 `<out>` always holds the best weights so far by degraded->clean retrieval on a fixed
 validation set.
 
-Reproduce the shipped weights (see docs/training.md and the model card):
+Only training material is drawn: the TRAIN tracks of `simlib.train.corpus` (development
+packages, extra corpora, MIDI renders) and the "train" role of every degradation source.
+Validation, which picks the checkpoint, uses VAL tracks degraded with "calib" sources; a
+"test" bank is refused. Reproduce the shipped weights (docs/training.md, the model card):
 
     python -m simlib.train.fingerprint --corpus ~/simlib-corpus \
-        --out simlib/weights/fingerprint.pt --minutes 36 --seed 0 --pca-dim 32
+        --extra ~/simlib-corpus-extra --out simlib/weights/fingerprint.pt \
+        --minutes 85 --seed 0 --pca-dim 32 --room-chance 0.3 --no-resume
+
+The budget is wall time, so the number of steps depends on the machine's load.
 """
 
 from __future__ import annotations
@@ -33,13 +39,15 @@ from simlib.files import replace_atomically
 from simlib.identify.encoder import FingerprintEncoder
 from simlib.train.augment import (
     ROOM_RECIPE,
+    SYNTH_SPEECH_DIR,
     TRAINING_RECIPE,
     NoiseBank,
+    Role,
     change_speed,
     degradation_family,
     degrade,
 )
-from simlib.train.corpus import fingerprint_split
+from simlib.train.corpus import load_split
 from simlib.train.export import export
 
 SR = ANALYSIS_RATE_HZ
@@ -51,6 +59,10 @@ PRE = SR // 4
 MAX_JITTER_S = 0.12
 SPEED_CHANCE, MAX_SPEED = 0.3, 0.03
 SILENT_RMS = 3e-3
+PER_STRETCH = 4
+"""Pairs cut from one degraded stretch: the degradation's per-call costs (codec containers,
+filter set-up) are shared, and neighbouring seconds of a track are each other's negatives."""
+STRIDE = CROP + SR // 10
 MODEL_SETTINGS = {"segment_s": 1.0, "db_hop_s": 0.5, "query_hop_s": 0.2, "n_trees": 5}
 """What a trained model's vectors and index are made with, stored beside its weights."""
 
@@ -79,6 +91,8 @@ class PairSampler:
     def __init__(
         self, audio: np.ndarray, bounds: np.ndarray, noise: NoiseBank, room_chance: float = 0.0
     ) -> None:
+        if noise.role == "test":
+            raise ValueError("test sources never train or validate the fingerprint")
         self.audio, self.bounds = audio, bounds
         self.family = degradation_family(noise)
         self.recipe = {k: v for k, v in TRAINING_RECIPE.items() if k != "speed"}
@@ -87,41 +101,59 @@ class PairSampler:
         lengths = (bounds[:, 1] - bounds[:, 0]).astype(np.float64)
         self.weights = lengths / lengths.sum()
 
-    def _anchor(self, rng: np.random.Generator) -> int:
-        margin = PRE + int(MAX_JITTER_S * SR * 1.1) + int(CROP * MAX_SPEED) + 2 * CROP
+    def _anchor(self, rng: np.random.Generator, count: int = 1) -> tuple[int, int]:
+        """Start of a random loud stretch of up to `count` crops STRIDE apart (fewer where
+        the track is short), with room for jitter, speed and the degradation's lead-in
+        around it; and the number of crops."""
+        start, fits = -1, 1
         for _ in range(20):
             lo, hi = self.bounds[rng.choice(len(self.bounds), p=self.weights)]
-            start = int(rng.integers(lo + margin, hi - margin))
-            crop = self.audio[start : start + CROP].astype(np.float32)
+            margin = PRE + int(MAX_JITTER_S * SR * 1.1) + 2 * CROP
+            room = (hi - lo - 2 * margin - CROP) / (STRIDE * (1 + MAX_SPEED))
+            fits = int(min(count, max(room, 0) + 1))
+            span = (fits - 1) * STRIDE + CROP
+            margin += int(span * MAX_SPEED)
+            if hi - margin - span <= lo + margin:
+                continue
+            start = int(rng.integers(lo + margin, hi - margin - span))
+            crop = self.audio[start : start + span].astype(np.float32)
             if np.sqrt(np.mean(crop**2)) > SILENT_RMS:
                 break
-        return start
+        if start < 0:
+            raise ValueError("no track is long enough for a training crop")
+        return start, fits
 
-    def pair(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        start = self._anchor(rng)
-        clean = torch.from_numpy(self.audio[start : start + CROP].astype(np.float32))
+    def pairs(self, rng: np.random.Generator, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Up to `count` (clean, degraded) crops STRIDE apart, from one degraded stretch."""
+        start, count = self._anchor(rng, count)
+        span = (count - 1) * STRIDE + CROP
         speed = rng.uniform(1 - MAX_SPEED, 1 + MAX_SPEED) if rng.random() < SPEED_CHANCE else 1.0
         aligned = start + int(rng.uniform(-MAX_JITTER_S, MAX_JITTER_S) * SR)
         first = aligned - int(PRE * speed)
-        source = self.audio[first : first + int((PRE + CROP) * speed) + 2].astype(np.float32)
+        source = self.audio[first : first + int((PRE + span) * speed) + 2].astype(np.float32)
         view = torch.from_numpy(source)
         if speed != 1.0:
             view = change_speed(view, speed)
         room = self.room_chance > 0 and rng.random() < self.room_chance
         view = degrade(view, rng, self.family, ROOM_RECIPE if room else self.recipe)
-        view = view[PRE : PRE + CROP]
-        if view.numel() < CROP:
-            view = F.pad(view, (0, CROP - view.numel()))
-        return clean, view
+        out = []
+        for i in range(count):
+            at = start + int(round(i * STRIDE * speed))
+            clean = self.audio[at : at + CROP].astype(np.float32)
+            crop = view[PRE + i * STRIDE : PRE + i * STRIDE + CROP]
+            out.append((clean, F.pad(crop, (0, CROP - crop.numel())).numpy()))
+        return out
 
     def clean_batch(self, size: int, rng: np.random.Generator) -> torch.Tensor:
         """(size, FRAMES, N_MELS) log-mel of random loud clean segments."""
-        starts = [self._anchor(rng) for _ in range(size)]
+        starts = [self._anchor(rng)[0] for _ in range(size)]
         return _log_mel([self.audio[s : s + CROP].astype(np.float32) for s in starts])
 
     def batch(self, size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(size, FRAMES, N_MELS) clean and degraded log-mel batches."""
-        pairs = [self.pair(rng) for _ in range(size)]
+        pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        while len(pairs) < size:
+            pairs += self.pairs(rng, min(PER_STRETCH, size - len(pairs)))
         return _log_mel([p[0] for p in pairs]), _log_mel([p[1] for p in pairs])
 
 
@@ -176,7 +208,7 @@ def starting_settings(init_weights: Path | None) -> dict:
 
 def train_fingerprint(
     audio_paths: Sequence[Path],
-    noise_dir: Path | None,
+    noise_dirs: Path | Sequence[Path] | None,
     out_path: Path,
     steps: int = 3000,
     minutes: float | None = None,
@@ -194,6 +226,8 @@ def train_fingerprint(
     val_pairs: int = 512,
     pca_segments: int = 4096,
     room_chance: float = 0.0,
+    synth_dirs: Sequence[Path] = (),
+    val_role: Role = "train",
 ) -> dict:
     """Train (or fine-tune from `init_weights`) and write the best weights to `out_path`.
 
@@ -201,19 +235,24 @@ def train_fingerprint(
     the learning rate follows a cosine over whichever budget is nearer. Validation uses
     `val_paths` (default: every tenth training track). With `pca_dim`, the best full-size
     weights are kept in `<out>.full.pt` and `out_path` gets them with the output reduced to
-    `pca_dim` dimensions by PCA on `pca_segments` clean training segments. Returns a summary.
+    `pca_dim` dimensions by PCA on `pca_segments` clean training segments. Interference is
+    the "train" role of `noise_dirs` and `synth_dirs` (`NoiseBank.load`); the validation
+    views draw `val_role`'s ("test" is refused). Returns a summary.
     """
+    if val_role == "test":
+        raise ValueError("test sources never train or validate the fingerprint")
     torch.set_num_threads(1)
     torch.manual_seed(seed)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_path.with_suffix(".ckpt")
     best_path = out_path.with_suffix(".full.pt") if pca_dim else out_path
-    noise = NoiseBank.load(noise_dir)
+    noise = NoiseBank.load(noise_dirs, "train", synth_dirs)
+    val_noise = noise if val_role == "train" else NoiseBank.load(noise_dirs, val_role, synth_dirs)
     audio, bounds = load_audio(audio_paths)
     sampler = PairSampler(audio, bounds, noise, room_chance)
     val_audio = load_audio(val_paths) if val_paths else (audio, bounds[::10])
-    val_sampler = PairSampler(*val_audio, noise, room_chance)
+    val_sampler = PairSampler(*val_audio, val_noise, room_chance)
     val_clean, val_view = val_sampler.batch(val_pairs, np.random.default_rng(1))
 
     settings = starting_settings(init_weights)
@@ -290,11 +329,22 @@ def train_fingerprint(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("~/simlib-corpus"))
+    parser.add_argument(
+        "--extra",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="extra corpora (their music, noise/ and midi-renders/ train only)",
+    )
+    parser.add_argument(
+        "--synth-speech", type=Path, default=SYNTH_SPEECH_DIR, help="simlib.train.synth_speech"
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--minutes", type=float, default=36.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--width", type=int, default=24, help="channels of the first conv")
     parser.add_argument("--no-resume", action="store_true")
     parser.add_argument("--pca-dim", type=int, default=None)
     parser.add_argument("--init-weights", type=Path, default=None, help="fine-tune these")
@@ -304,22 +354,28 @@ def main() -> None:
     )
     args = parser.parse_args()
     corpus = args.corpus.expanduser()
-    train, held = fingerprint_split(corpus)
-    print(f"{len(train)} training tracks, {len(held)} held out", flush=True)
+    extras = [e.expanduser() for e in args.extra]
+    split = load_split(corpus, extras)
+    train = [t.path for t in split["train"]]
+    val = [t.path for t in split["val"]]
+    print(f"{len(train)} training tracks, {len(val)} validation tracks", flush=True)
     summary = train_fingerprint(
         train,
-        corpus / "noise",
+        [corpus / "noise", *(e / "noise" for e in extras)],
         args.out,
         steps=args.steps,
         minutes=args.minutes,
         seed=args.seed,
         resume=not args.no_resume,
-        val_paths=held,
+        val_paths=val,
         batch_size=args.batch_size,
+        width=args.width,
         pca_dim=args.pca_dim,
         init_weights=args.init_weights,
         lr=args.lr,
         room_chance=args.room_chance,
+        synth_dirs=[args.synth_speech] if args.synth_speech.is_dir() else [],
+        val_role="calib",
     )
     print(summary, flush=True)
 
