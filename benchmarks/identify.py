@@ -460,7 +460,8 @@ def batch_times(home: Path, afp: Path, clips: list[Clip], library: list[Path]) -
     )  # fmt: skip
     simlib_s = time.perf_counter() - started
     started = time.perf_counter()
-    subprocess.run(["audfprint", "match", "-d", str(afp), *paths], capture_output=True, check=False)
+    # audfprint's options go before its command; its answers are debug log lines, not needed
+    subprocess.run(["audfprint", "-d", str(afp), "match", *paths], capture_output=True, check=True)
     audfprint_s = time.perf_counter() - started
     answers = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     names = {f"{i:04d}{p.suffix}": i for i, p in enumerate(library)}
