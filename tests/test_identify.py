@@ -159,7 +159,7 @@ def test_a_track_whose_file_is_gone_is_found_from_its_fingerprints(example_lib, 
     home = tmp_path / "home"
     assert api.scan([library], home=home, workers=1).analysed == 3
     clips = [
-        write_clip(tmp_path / f"clip{i}.wav", t, 2.0, 5.0, noise_db=15, seed=i)
+        write_clip(tmp_path / f"clip{i}.wav", t, 2.0, 5.0, noise_db=5, seed=i)
         for i, t in enumerate(tracks)
     ]
     checked = api.identify(clips, home=home)
