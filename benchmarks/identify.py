@@ -22,7 +22,6 @@ synthetic tracks, disk (a real `simlib scan` of the library: catalog + indexes),
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import math
@@ -56,7 +55,7 @@ from simlib.train.augment import (
     Role,
     apply_condition,
 )
-from simlib.train.corpus import RENDERS, load_split
+from simlib.train.corpus import load_split
 from simlib.train.fingerprint import update_settings
 from simlib.types import Segments
 
@@ -87,19 +86,6 @@ class Library:
     outside: list[Path]
     fillers: list[Path]
     """Indexed but never queried (calibration: brings its library to the test's size)."""
-
-
-def durations(corpus: Path, extras: list[Path]) -> dict[Path, float]:
-    """Seconds of every manifest track of the corpora."""
-    found = {}
-    for folder in [corpus, *extras, *(e / RENDERS for e in extras)]:
-        manifest = folder / "manifest.csv"
-        if manifest.exists():
-            with open(manifest, newline="") as f:
-                for row in csv.DictReader(f):
-                    for base in (folder, folder.parent):
-                        found[base / row["path"]] = float(row["seconds"])
-    return found
 
 
 def _outside(path: Path) -> bool:
@@ -518,7 +504,7 @@ def main() -> None:
     torch.set_num_threads(1)
     corpus, extras = args.corpus.expanduser(), [e.expanduser() for e in args.extra]
     split = load_split(corpus, extras)
-    seconds = durations(corpus, extras)
+    seconds = {t.path: t.seconds for side in split.values() for t in side}
     library = choose_library(split, "test", args.tracks)
     weight_paths = [
         Path(w) for w in (args.weights or str(weights.shipped_path("fingerprint"))).split(",")

@@ -64,6 +64,8 @@ class CorpusTrack:
     album: str | None
     extra: bool
     """From an extra corpus (training material only)."""
+    seconds: float = 0.0
+    """Duration, as the manifest gives it."""
 
 
 def read_manifest(corpus: Path, extra: bool = False, tags: bool = True) -> list[CorpusTrack]:
@@ -85,7 +87,8 @@ def read_manifest(corpus: Path, extra: bool = False, tags: bool = True) -> list[
             artist, album = normalise_tag(t.artist), normalise_tag(t.album)
         else:
             artist, album = normalise_tag(row.get("artist")), normalise_tag(row.get("album"))
-        out.append(CorpusTrack(path, package, artist, album, extra))
+        seconds = float(row.get("seconds") or 0.0)
+        out.append(CorpusTrack(path, package, artist, album, extra, seconds))
     return sorted(out, key=lambda t: str(t.path))
 
 
