@@ -196,16 +196,13 @@ def describe(split: dict[str, list[CorpusTrack]]) -> str:
     return "\n".join(lines)
 
 
-def load_split(
-    corpus: Path, extras: Iterable[Path] = (), renders: bool = True
-) -> dict[str, list[CorpusTrack]]:
-    """Read the dev corpus and any extra corpora that have a manifest (with their MIDI
-    renders unless `renders` is false), and split them."""
+def load_split(corpus: Path, extras: Iterable[Path] = ()) -> dict[str, list[CorpusTrack]]:
+    """Read the dev corpus and any extra corpora that have a manifest, and split them."""
     dev = read_manifest(corpus.expanduser())
     extra: list[CorpusTrack] = []
     for folder in extras:
         folder = folder.expanduser()
-        for part in (folder, folder / RENDERS) if renders else (folder,):
+        for part in (folder, folder / RENDERS):
             if (part / "manifest.csv").exists():
                 extra += read_manifest(part, extra=True)
     return split_tracks(dev, extra)

@@ -583,9 +583,6 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, required=True)
     parser.add_argument("--extra", type=Path, nargs="*", default=[], help="train-only corpora")
-    parser.add_argument(
-        "--no-renders", action="store_true", help="leave out the extra corpora's MIDI renders"
-    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=150.0, help="for all members")
     parser.add_argument("--epochs", type=int, default=36)
@@ -601,7 +598,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-resume", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    split = load_split(args.corpus, args.extra, renders=not args.no_renders)
+    split = load_split(args.corpus, args.extra)
     print(describe(split), flush=True)
     tracks = [(t.path, read_tags(t.path)) for t in split["train"]]
     val_tracks = [(t.path, read_tags(t.path)) for t in split["val"]]
