@@ -141,11 +141,11 @@ def main() -> None:
 
         def identified() -> bool:
             match = api.identify([clip], home=home)[0].match
-            return bool(match and match["path"] == str(target))
+            return bool(match and match.track.path == str(target))
 
         def recommended() -> bool:
             results = api.similar([reencoded], home=home, n=1)[0].results
-            return bool(results and results[0]["path"] == str(target))
+            return bool(results and results[0].track.path == str(target))
 
         wait_until(identified, 60)
         t_identify = time.monotonic() - written
