@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from simlib.audio.features import log_mel
 from simlib.catalog import read_tags
 from simlib.similar.model import SimilarityModel
 from simlib.train.corpus import CorpusTrack, load_split
-from simlib.train.similarity import TrainConfig, TrainMetrics, train_similarity
+from simlib.train.similarity import FINE_TUNING, TrainConfig, TrainMetrics, train_similarity
 
 METRICS = ("album", "artist", "album, other artists")
 
@@ -104,7 +105,11 @@ def main() -> None:
     )
     parser.add_argument("--minutes", type=float, default=10.0, help="per fine-tuning")
     parser.add_argument("--side", choices=("test", "val"), default="test")
+    parser.add_argument("--lr", type=float, default=None, help="default: simlib train's")
+    parser.add_argument("--anchor", type=float, default=None, help="default: simlib train's")
     args = parser.parse_args()
+    changes = {"learning_rate": args.lr, "anchor": args.anchor}
+    config = replace(FINE_TUNING, **{k: v for k, v in changes.items() if v is not None})
     torch.set_num_threads(1)
     library = load_split(args.corpus)[args.side]
     first_half = tagged_albums(library)
@@ -117,14 +122,14 @@ def main() -> None:
     )
     rows: dict[str, list] = {"before (weights in use)": [], "after fine-tuning": []}
     for k, given in enumerate(halves):
-        queries, model, metrics, wall_min = fold(library, given, args.weights, args.minutes)
+        queries, model, metrics, wall_min = fold(library, given, args.weights, args.minutes, config)
         after = simlib_distances(model.embed_many(mels))
         print(
             f"fold {k + 1}: tags of {len(given)} albums given, {len(queries)} tracks of"
             f" {len({albums[q] for q in queries})} albums withheld; fine-tuned"
             f" {metrics.members} encoder(s) {metrics.epochs:.1f} epochs,"
             f" {metrics.wall_s / 60:.1f} min of training ({wall_min:.1f} min wall),"
-            " one torch thread",
+            f" one torch thread; best epochs {metrics.best_epochs} (0: the weights in use kept)",
             flush=True,
         )
         rows["before (weights in use)"].append((before, queries))

@@ -21,7 +21,13 @@ from simlib.similar.model import (
     crops,
 )
 from simlib.train.export import export, load_ensemble
-from simlib.train.similarity import TrainConfig, TrainingUpdate, save_weights, train_similarity
+from simlib.train.similarity import (
+    TrainConfig,
+    TrainingUpdate,
+    checkpoint_path,
+    save_weights,
+    train_similarity,
+)
 from simlib.types import Tags
 
 TINY = EncoderConfig(channels=(4, 8), hidden=16, dim=8)
@@ -260,12 +266,36 @@ def test_anchoring_keeps_fine_tuned_weights_near_the_start(tracks, tmp_path: Pat
             init_weights=start,
             config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=2, anchor=anchor),
         )
-        before, after = load_ensemble(start)[0][0], load_ensemble(out)[0][0]
+        before = load_ensemble(start)[0][0].state_dict()
+        last = torch.load(checkpoint_path(out), weights_only=True)["model"]  # trained, not chosen
         drift[anchor] = sum(
-            (a - b).square().sum().item()
-            for a, b in zip(after.parameters(), before.parameters(), strict=True)
+            (last[name] - before[name]).square().sum().item()
+            for name, _ in SimilarityEncoder(TINY).named_parameters()
         )
     assert 0 < drift[10.0] < drift[0.0]
+
+
+def test_fine_tuning_keeps_the_starting_weights_unless_held_out_albums_gain(
+    tracks, tmp_path: Path
+) -> None:
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    start = tmp_path / "start.pt"
+    saved([SimilarityEncoder(TINY)], start)
+    metrics = train_similarity(
+        tracks,
+        tmp_path / "tuned.pt",
+        epochs=2,
+        seed=1,
+        val_fraction=0.5,
+        init_weights=start,
+        config=TrainConfig(batch_pairs=16, learning_rate=0.0, weight_decay=0.0, val_every=1),
+    )
+    # no step moves the weights, so no epoch beats the start on the held-out albums
+    assert metrics.best_epochs == [0] and metrics.steps > 0
+    before, after = load_ensemble(start)[0][0], load_ensemble(tmp_path / "tuned.pt")[0][0]
+    for a, b in zip(after.parameters(), before.parameters(), strict=True):
+        torch.testing.assert_close(a, b)
 
 
 def test_timbre_statistics_join_an_ensemble_with_their_weight(tracks, tmp_path: Path) -> None:
@@ -317,3 +347,18 @@ def test_training_crops_mask_runs_of_bands_and_frames_at_the_mean_level() -> Non
     assert np.mean(masked_bands) > 2 and np.mean(masked_frames) > 8
     plain = _random_crops(data, np.zeros(4, np.int64), rng, TrainConfig(gain_db=0.0)).numpy()
     assert all((np.ptp(crop, axis=0) == 0).sum() == 0 for crop in plain)
+
+
+def test_validation_holds_out_whole_tagged_albums(tracks, tmp_path: Path) -> None:
+    torch.set_num_threads(1)
+    metrics = train_similarity(
+        tracks,
+        tmp_path / "sim.pt",
+        epochs=1,
+        seed=1,
+        val_fraction=0.01,  # the hash picks no album: the last tagged track's album stands in
+        config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=1),
+        architecture=TINY,
+    )
+    # album 2 (4 tracks) validates, the untagged track never does; 8 tracks give pairs
+    assert (metrics.n_val, metrics.n_train) == (4, 9)

@@ -88,6 +88,11 @@ class TrainConfig:
     """Batch-norm layers keep their running statistics (a small library's are noisy)."""
 
 
+FINE_TUNING = TrainConfig(learning_rate=5e-4)
+"""Fine-tuning's hyper-parameters (`init_weights`): smaller steps than training from scratch,
+so that a few albums' pairs adjust the weights instead of replacing what they know."""
+
+
 @dataclass
 class TrainingUpdate:
     """What the progress callback receives, a few times per epoch."""
@@ -163,14 +168,26 @@ def track_data(path: Path, cache_dir: Path | None = None) -> TrackData:
     return data
 
 
-def _val_mask(paths: list[str], val_fraction: float) -> np.ndarray:
+def _val_mask(paths: list[str], tags: list[Tags | None], val_fraction: float) -> np.ndarray:
+    """Validation tracks: tagged tracks of whole albums (a track without one by its path)
+    chosen by a hash (the last tagged track's album if the hash chooses none), so that the
+    best epoch is the one that serves albums the pairs never showed. Untagged tracks say
+    nothing of a ranking: they are never validation tracks."""
     cut = round(val_fraction * 1000)
-    return np.array(
-        [
-            int(hashlib.blake2b(p.encode(), digest_size=8).hexdigest(), 16) % 1000 < cut
-            for p in paths
-        ]
-    )
+    keys = [_album_key(p, t) if t is not None else None for p, t in zip(paths, tags, strict=True)]
+    chosen = {k for k in keys if k is not None and _hash_per_mille(k) < cut}
+    tagged = [k for k in keys if k is not None]
+    if not chosen and tagged:
+        chosen = {tagged[-1]}
+    return np.array([k is not None and k in chosen for k in keys], dtype=bool)
+
+
+def _hash_per_mille(key: str) -> int:
+    return int(hashlib.blake2b(key.encode(), digest_size=8).hexdigest(), 16) % 1000
+
+
+def _album_key(path: str, tags: Tags) -> str:
+    return normalise_tag(tags.album) or path
 
 
 def _random_crops(
@@ -373,7 +390,7 @@ def train_similarity(
     """
     if minutes is None and epochs is None:
         raise ValueError("give minutes or epochs")
-    config = config or TrainConfig()
+    config = config or (FINE_TUNING if init_weights is not None else TrainConfig())
     kept_paths, kept_tags, data, held = [], [], [], []
     given = [(p, t, False) for p, t in tracks] + [(p, t, True) for p, t in val_tracks or []]
     for path, tags, is_held in given:
@@ -385,7 +402,7 @@ def train_similarity(
         kept_tags.append(tags)
         held.append(is_held)
     if val_tracks is None:
-        is_val = _val_mask(kept_paths, val_fraction)
+        is_val = _val_mask(kept_paths, kept_tags, val_fraction)
     else:
         is_val = np.array(held, dtype=bool)
     if not is_val.any() and len(kept_paths) > 1:
@@ -505,6 +522,8 @@ def _train_member(
         state["val_at"] = state["steps"]
         return value
 
+    if state["val_at"] < 0:  # the starting weights compete too: fine-tuning may only hurt
+        validate()
     started = time.monotonic() - state["elapsed_s"]
     window_start, window_pairs, running = time.monotonic(), 0, []
     last_val: float | None = None
