@@ -45,7 +45,7 @@ from simlib.catalog import Catalog, PackedSegments
 from simlib.identify import index as segment_index
 from simlib.identify.index import FingerprintIndex
 from simlib.identify.model import FingerprintModel
-from simlib.identify.policy import Calibration, Match, Policy
+from simlib.identify.policy import SOURCE_Z_CAP, Calibration, Match, Policy
 from simlib.identify.query import ClipMatcher
 from simlib.train.augment import (
     CONDITIONS,
@@ -326,40 +326,54 @@ def distractors(segments: list[Segments], n_tracks: int, seed: int) -> list[Segm
     return out
 
 
-def fit_logistic(features: np.ndarray, correct: np.ndarray) -> np.ndarray:
+def fit_logistic(
+    features: np.ndarray, correct: np.ndarray, weights: np.ndarray | None = None
+) -> np.ndarray:
     """Weights (one per feature column, then the bias) of the logistic regression of
-    `correct` on `features`, maximum likelihood by Newton steps."""
+    `correct` on `features` (each row counting `weights`, default 1), maximum likelihood by
+    Newton steps."""
     x = np.c_[features.astype(np.float64), np.ones(len(features))]
     y = correct.astype(np.float64)
+    counts = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64)
     w = np.zeros(x.shape[1])
     for _ in range(100):
         p = 1 / (1 + np.exp(-(x @ w)))
-        hess = x.T @ (x * (p * (1 - p))[:, None]) + 1e-6 * np.eye(len(w))
-        w -= np.linalg.solve(hess, x.T @ (p - y))
+        hess = x.T @ (x * (counts * p * (1 - p))[:, None]) + 1e-6 * np.eye(len(w))
+        w -= np.linalg.solve(hess, x.T @ (counts * (p - y)))
     return w
 
 
 def calibrate(name: str, system: SimlibSystem, clips: list[Clip]) -> Calibration:
     """Fit the system's confidence on calibration clips: on the margin alone over every
-    clip's best alignment, on margin and source z over those the fitted margin map would
-    check (every best alignment is checked here)."""
+    clip's best alignment (the map that picks which alignments are checked), on margin and
+    source z (capped at SOURCE_Z_CAP) over those it would check (every best alignment is
+    checked here), the clips of tracks not in the library weighing as much as the others."""
     check_every = system.policy.override(check_floor=0.0, trusted_margin=math.inf)
     rows = run_queries(system, clips, policy=check_every)[0]
-    best = [(rows[c.path].best, rows[c.path].best_correct) for c in clips if rows[c.path].best]
+    best = [
+        (rows[c.path].best, rows[c.path].best_correct, c.track < 0)
+        for c in clips
+        if rows[c.path].best
+    ]
     slope, bias = fit_logistic(
-        np.array([[a.margin] for a, _ in best]), np.array([ok for _, ok in best])
+        np.array([[a.margin] for a, _, _ in best]), np.array([ok for _, ok, _ in best])
     )
     margin_only = Calibration((round(float(slope), 3), round(float(-bias / slope), 3)), (0, 0, 0))
     floor = system.policy.check_floor
-    checked = [(a, ok) for a, ok in best if margin_only.from_margin(a.margin) >= floor]
+    checked = [row for row in best if margin_only.from_margin(row[0].margin) >= floor]
+    unknown = sum(c.track < 0 for c in clips)
+    # a clip is as likely not in the library as in it: unknown clips weigh as much together
+    weight = (len(clips) - unknown) / max(unknown, 1)
     w = fit_logistic(
-        np.array([[a.margin, a.source_z] for a, _ in checked]), np.array([ok for _, ok in checked])
+        np.array([[a.margin, min(a.source_z, SOURCE_Z_CAP)] for a, _, _ in checked]),
+        np.array([ok for _, ok, _ in checked]),
+        np.array([weight if outside else 1.0 for _, _, outside in checked]),
     )
     fitted = Calibration(margin_only.margin, tuple(round(float(v), 3) for v in w))
-    right = sum(ok for _, ok in best)
+    right = sum(ok for _, ok, _ in best)
     print(f"calibration {name}: margin {fitted.margin}, with source {fitted.with_source}, from "
-          f"{len(clips)} clips ({len(best)} aligned, {right} right, {len(checked)} checked)",
-          flush=True)  # fmt: skip
+          f"{len(clips)} clips ({len(best)} aligned, {right} right, {len(checked)} checked, "
+          f"clips not in the library weighted {weight:.2f})", flush=True)  # fmt: skip
     return fitted
 
 
@@ -487,7 +501,7 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="fit each simlib model's confidence on VAL packages and calibration sources first",
     )
-    parser.add_argument("--calibration-clips-per-cell", type=int, default=20)
+    parser.add_argument("--calibration-clips-per-cell", type=int, default=40)
     parser.add_argument(
         "--write-calibration",
         action="store_true",
@@ -577,6 +591,8 @@ def run_systems(args, models, weight_paths, library, clips, calibration, calib_l
                 print(f"wrote the calibration into {path} and its ONNX export", flush=True)
             system.segments = []
         builds[name] = system.build(library.paths)
+        if isinstance(system, SimlibSystem):
+            builds[name]["calibration"] = system.policy.calibration
         if name == "audfprint2":
             builds["duplicates"] = duplicated_outside(system, library.outside)
         results[name], latencies[name] = run_queries(system, clips)
@@ -635,8 +651,8 @@ def report(args, library, clips, models, results, builds, latencies, scale, disk
           f"track, offset within {OFFSET_TOLERANCE_S} s (simlib: confidence >= "
           f"{Policy(Calibration((0, 0), (0, 0, 0))).min_confidence})")  # fmt: skip
     for name, model in models.items():
-        calibration = Policy.from_settings(model.settings).calibration
-        print(f"{name}: version {model.version}, dim {model.dim}, calibration in the weights "
+        calibration = builds[name]["calibration"]
+        print(f"{name}: version {model.version}, dim {model.dim}, calibration used "
               f"{calibration.margin} / {calibration.with_source}")  # fmt: skip
     header = f"{'condition':<17}{'len':>4}{'n':>4}" + "".join(f"{n:>{width}}" for n in names)
     print(header + "\n" + "-" * len(header))

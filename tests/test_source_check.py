@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from simlib import audio, example_library
-from simlib.identify.policy import Calibration, Policy
+from simlib.identify.policy import SOURCE_Z_CAP, Calibration, Policy
 from simlib.identify.source_check import (
     ClipSpectrum,
     check,
@@ -22,7 +22,7 @@ from simlib.identify.source_check import (
 from simlib.identify.verify import Alignment
 from simlib.train.augment import change_speed
 
-CALIBRATION = Calibration((10.0, 0.27), (5.0, 0.3, -3.5))
+CALIBRATION = Calibration((10.0, 0.27), (5.0, 0.6, -3.5))
 
 
 def noisy(samples: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
@@ -161,3 +161,9 @@ def test_confidence_uses_the_check_where_there_is_one() -> None:
     assert margin_only == CALIBRATION.from_margin(0.3)
     assert CALIBRATION.confidence(0.3, 20.0) > max(margin_only, 0.9)
     assert CALIBRATION.confidence(0.3, 1.0) < min(margin_only, 0.2)
+
+
+def test_source_z_counts_up_to_its_cap() -> None:
+    below = CALIBRATION.confidence(0.1, SOURCE_Z_CAP - 2.0)
+    at_cap = CALIBRATION.confidence(0.1, SOURCE_Z_CAP)
+    assert below < at_cap == CALIBRATION.confidence(0.1, 10 * SOURCE_Z_CAP)
