@@ -2,8 +2,9 @@
 
     python benchmarks/stage_cost.py ~/simlib-corpus/library [--every 14]
 
-Runs in one process set up like a scan worker (one torch thread, the workers' malloc
-limits from `workers.limit_heap_growth`) over every `--every`-th audio file, sorted by
+Runs in one process set up like a scan worker (the models on one ONNX Runtime thread, as
+`simlib.weights.load` sets them; the workers' malloc limits from
+`workers.limit_heap_growth`) over every `--every`-th audio file, sorted by
 path, and prints one table: seconds spent in decode + features and in each embedder
 stage, the stages run as `pipeline.embed` runs them (per-track stages with
 `workers.roomy_heap`) and, for comparison, each embedder called directly under the
@@ -17,8 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from simlib.library import pipeline
 from simlib.library.embedders import load_embedders
 from simlib.library.sync import is_candidate
@@ -30,7 +29,6 @@ def main() -> None:
     parser.add_argument("library", type=Path)
     parser.add_argument("--every", type=int, default=14)
     args = parser.parse_args()
-    torch.set_num_threads(1)
     limit_heap_growth()
     paths = sorted(p for p in args.library.expanduser().rglob("*") if is_candidate(p.name))
     paths = paths[:: args.every]
@@ -51,7 +49,7 @@ def main() -> None:
             started = time.perf_counter()
             embedder.embed(mel)
             direct[embedder.name] += time.perf_counter() - started
-    print(f"{len(paths)} tracks, {audio_s / 60:.0f} min of audio, one process, one torch thread")
+    print(f"{len(paths)} tracks, {audio_s / 60:.0f} min of audio, one process, one thread")
     print("| stage | s as the scan runs it | % of decode + features | s without roomy_heap | % |")
     print("|---|---|---|---|---|")
     print(f"| decode + features | {features_s:.1f} | 100 | | |")
