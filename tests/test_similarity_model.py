@@ -360,5 +360,6 @@ def test_validation_holds_out_whole_tagged_albums(tracks, tmp_path: Path) -> Non
         config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=1),
         architecture=TINY,
     )
-    # album 2 (4 tracks) validates, the untagged track never does; 8 tracks give pairs
+    # album 2 (4 tracks) validates; the other 9 are 8 pair-giving tracks and the untagged one,
+    # which never validates
     assert (metrics.n_val, metrics.n_train) == (4, 9)
