@@ -172,14 +172,18 @@ def _val_mask(paths: list[str], tags: list[Tags | None], val_fraction: float) ->
     """Validation tracks: tagged tracks of whole albums (a track without one by its path)
     chosen by a hash (the last tagged track's album if the hash chooses none), so that the
     best epoch is the one that serves albums the pairs never showed. Untagged tracks say
-    nothing of a ranking: they are never validation tracks."""
+    nothing of a ranking: they validate only when no track is tagged (the last one, so
+    that there is a ranking to report, though nothing trains)."""
     cut = round(val_fraction * 1000)
     keys = [_album_key(p, t) if t is not None else None for p, t in zip(paths, tags, strict=True)]
     chosen = {k for k in keys if k is not None and _hash_per_mille(k) < cut}
     tagged = [k for k in keys if k is not None]
     if not chosen and tagged:
         chosen = {tagged[-1]}
-    return np.array([k is not None and k in chosen for k in keys], dtype=bool)
+    mask = np.array([k is not None and k in chosen for k in keys], dtype=bool)
+    if not mask.any() and len(keys) > 1:
+        mask[-1] = True
+    return mask
 
 
 def _hash_per_mille(key: str) -> int:
@@ -378,10 +382,11 @@ def train_similarity(
     `minutes` of training wall time (summed over resumed runs) or `epochs`
     epochs, whichever comes first (at least one must be given). Tracks with no
     usable tags are embedded for validation but give no pairs; tracks that fail
-    to decode are skipped. `val_fraction` of the tracks (by a hash of their
-    path) are held out of the pairs and pick each member's best epoch; `val_tracks`,
-    when given, take their place: they give no pairs and are ranked among themselves
-    only, as a library of albums and artists the pairs never showed.
+    to decode are skipped. The tagged tracks of `val_fraction` of the albums
+    (`_val_mask`) are held out of the pairs and pick each member's best epoch;
+    `val_tracks`, when given and readable, take their place: they give no pairs and are
+    ranked among themselves only, as a library of albums and artists the pairs never
+    showed.
     `architecture` sizes new encoders. `timbre_weight` > 0 adds timbre statistics
     (`TimbreStats`, standardised on the pair-giving tracks) to a new ensemble with that
     weight; fine-tuning keeps the starting weights' statistics as they are. Ctrl-C saves
@@ -401,12 +406,9 @@ def train_similarity(
         kept_paths.append(str(path))
         kept_tags.append(tags)
         held.append(is_held)
-    if val_tracks is None:
+    is_val = np.array(held, dtype=bool)
+    if not is_val.any():
         is_val = _val_mask(kept_paths, kept_tags, val_fraction)
-    else:
-        is_val = np.array(held, dtype=bool)
-    if not is_val.any() and len(kept_paths) > 1:
-        is_val[-1] = True
     sim_all = similarity_matrix(kept_tags, weights)
     training_set = _TrainingSet(
         data=data,
@@ -415,7 +417,7 @@ def train_similarity(
         sim_all=sim_all,
         queries=np.flatnonzero(is_val),
         albums=[normalise_tag(t.album) if t else None for t in kept_tags],
-        apart=val_tracks is not None,
+        apart=any(held),
     )
     loaded = load_ensemble(init_weights)[0] if init_weights is not None else None
     starts = [m for m in loaded if isinstance(m, SimilarityEncoder)] if loaded else None
