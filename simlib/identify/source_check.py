@@ -21,7 +21,9 @@ Which alignments are checked is the policy's (`simlib.identify.policy`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -64,6 +66,9 @@ PASS_WINDOW_S = 0.128
 frames): finer pitch than WINDOW_S, and less dependence on where the frames fall."""
 PASS_SPEEDS = (0.98, 1.0, 1.02)
 """Playback speeds tried when correlating spectrograms to choose a pass."""
+CHECK_THREADS = min(2, os.cpu_count() or 1)
+"""Threads beside the caller's for a check: the clip's spectra are computed while the track
+decodes, and a loop's passes decode side by side (FFmpeg and numpy release the GIL)."""
 
 
 def _max_filter(values: np.ndarray, size: int) -> np.ndarray:
@@ -269,13 +274,15 @@ def check(
     are checked: first moved to the pass of a loop whose `level_correlation` with the clip
     is highest, then given the source z there."""
     spectrum, checked, out = ClipSpectrum(clip), 0, []
-    for aligned in alignments:
-        evidence = None
-        if checked < policy.top and _worth_checking(aligned, policy):
-            path = path_of(aligned.track_id)
-            evidence = _check_one(aligned, path, spectrum) if path is not None else None
-        checked += evidence is not None
-        out.append(evidence or Evidence(aligned, aligned.offset_s))
+    with ThreadPoolExecutor(CHECK_THREADS) as pool:  # no thread starts until a check
+        for aligned in alignments:
+            evidence = None
+            if checked < policy.top and _worth_checking(aligned, policy):
+                path = path_of(aligned.track_id)
+                if path is not None:
+                    evidence = _check_one(aligned, path, spectrum, pool)
+            checked += evidence is not None
+            out.append(evidence or Evidence(aligned, aligned.offset_s))
     return tuple(out)
 
 
@@ -285,17 +292,38 @@ def _worth_checking(aligned: Alignment, policy: Policy) -> bool:
     return aligned.margin < policy.trusted_margin or bool(aligned.repeats)
 
 
-def _check_one(aligned: Alignment, path: Path, spectrum: ClipSpectrum) -> Evidence | None:
-    """The alignment checked at its best pass; None when the file cannot be read."""
-    excerpt = track_excerpt(path, aligned.offset_s, spectrum.seconds)
+def _check_one(
+    aligned: Alignment, path: Path, spectrum: ClipSpectrum, pool: Executor
+) -> Evidence | None:
+    """The alignment checked at its best pass; None when the file cannot be read. The
+    clip's spectra are computed while the track decodes, and a loop's passes side by side."""
+    clip_peaks = pool.submit(lambda: spectrum.peaks)
+    if aligned.repeats:
+        clip_level = pool.submit(lambda: spectrum.pass_level)
+        passes = list(
+            pool.map(
+                lambda offset_s: _one_pass(path, offset_s, spectrum, clip_level),
+                (aligned.offset_s, *aligned.repeats),
+            )
+        )
+        if passes[0] is None:
+            return None
+        offset_s, excerpt, _ = max((p for p in passes if p is not None), key=lambda p: p[2])
+    else:
+        offset_s = aligned.offset_s
+        excerpt = track_excerpt(path, offset_s, spectrum.seconds)
+        if excerpt is None:
+            return None
+    clip_peaks.result()  # cached on the spectrum from here on
+    return Evidence(aligned, offset_s, source_z(spectrum, excerpt))
+
+
+def _one_pass(
+    path: Path, offset_s: float, spectrum: ClipSpectrum, clip_level: Future
+) -> tuple[float, np.ndarray, float] | None:
+    """A pass's offset, excerpt and `pass_correlation`; None when it cannot be read."""
+    excerpt = track_excerpt(path, offset_s, spectrum.seconds)
     if excerpt is None:
         return None
-    offset_s = aligned.offset_s
-    if aligned.repeats:
-        passes = [(offset_s, excerpt)]
-        passes += [(o, track_excerpt(path, o, spectrum.seconds)) for o in aligned.repeats]
-        offset_s, excerpt = max(
-            ((o, x) for o, x in passes if x is not None),
-            key=lambda at: pass_correlation(spectrum, at[1]),
-        )
-    return Evidence(aligned, offset_s, source_z(spectrum, excerpt))
+    clip_level.result()  # the clip's spectrum, computed by a thread that started before
+    return offset_s, excerpt, pass_correlation(spectrum, excerpt)
