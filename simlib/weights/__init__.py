@@ -84,9 +84,7 @@ def load(path: Path, name: str) -> Runtime:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     options.enable_cpu_mem_arena = False  # an arena keeps a long track's peak for good
-    session = onnxruntime.InferenceSession(
-        str(path), options, providers=["CPUExecutionProvider"]
-    )
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     meta = json.loads(session.get_modelmeta().custom_metadata_map.get(METADATA_KEY, "{}"))
     if meta.get("name") != name or meta.get("layout") != TABLE[name].layout:
         raise ValueError(f"{path}: not {name} weights of layout {TABLE[name].layout}")
