@@ -1,0 +1,67 @@
+"""The identification benchmark's judge of right answers (`benchmarks/identify.py`): the
+clip's own offset, or a place whose clean audio is the clip's (a loop, a second file)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+RATE = 16_000
+
+
+@pytest.fixture(scope="module")
+def bench():
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "identify.py"
+    spec = importlib.util.spec_from_file_location("identify_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while defined
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+@pytest.fixture(scope="module")
+def library(tmp_path_factory) -> list[Path]:
+    """A loop A B A' C (6 s each: A' repeats A exactly, C is A varied, correlation 0.8 with
+    it), and a second file of the same recording."""
+    rng = np.random.default_rng(7)
+    a, b, other = (0.2 * rng.standard_normal(6 * RATE) for _ in range(3))
+    varied = 0.8 * a + 0.6 * other
+    audio = np.concatenate([a, b, a, varied]).astype(np.float32)
+    folder = tmp_path_factory.mktemp("judge")
+    paths = [folder / "loop.wav", folder / "copy.wav"]
+    for path in paths:
+        sf.write(path, audio, RATE, subtype="FLOAT")
+    return paths
+
+
+def _clip(bench, source: Path, track: int):
+    return bench.Clip(source, track, 0.5, "clean_mp3", 5.0, "", source)
+
+
+def test_an_exact_repeat_or_a_copy_is_right_and_a_variation_is_not(bench, library) -> None:
+    clip = _clip(bench, library[0], 0)
+    for track, offset_s, right in [
+        (0, 0.5, True),  # where it was cut
+        (0, 1.7, True),  # within the offset tolerance
+        (0, 12.5, True),  # the loop's exact repeat
+        (1, 0.5, True),  # the same recording in another file
+        (1, 12.4, True),
+        (0, 6.5, False),  # other music
+        (0, 18.5, False),  # the varied pass
+        (0, 3.5, False),  # 3 s off, half of it other music
+    ]:
+        match = bench.Match(track, offset_s, 1.0, 1)
+        assert bench.is_correct(clip, match, library) is right, (track, offset_s)
+        assert bench.at_source(clip, match) is (track == 0 and abs(offset_s - 0.5) <= 1.5)
+
+
+def test_a_clip_of_a_track_outside_the_library_is_never_right(bench, library) -> None:
+    clip = _clip(bench, library[0], -1)
+    assert not bench.is_correct(clip, bench.Match(0, 0.5, 1.0, 1), library)
+    assert not bench.is_correct(_clip(bench, library[0], 0), None, library)
