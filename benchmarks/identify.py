@@ -25,6 +25,7 @@ synthetic tracks, disk (a real `simlib scan` of the library: catalog + indexes),
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import math
@@ -283,6 +284,7 @@ there is the clip's own: in the test library an exact repeat (a loop, one record
 files) correlates 0.95-0.99 with the clip's source, a varied reprise of a theme 0.80-0.82."""
 
 
+@functools.cache  # a clip's reported match is often its best alignment too: judge it once
 def same_audio(clip: Clip, path: Path | None, offset_s: float) -> bool:
     """Whether the clean audio of `path` near `offset_s` is the clip's source audio: the
     highest normalised cross-correlation of the waveforms, over lags within the offset
