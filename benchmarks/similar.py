@@ -105,14 +105,14 @@ def cosine_distances(vectors: np.ndarray) -> np.ndarray:
     return 1.0 - unit @ unit.T
 
 
-def simlib_distances(vectors: np.ndarray) -> np.ndarray:
+def simlib_distances(vectors: np.ndarray, model: SimilarityModel) -> np.ndarray:
     """Minus the scores `simlib similar` ranks by: a real track index, scored exactly."""
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "similarity.ann"
-        build_track_index(path, np.arange(1, len(vectors) + 1), vectors)
-        index = TrackIndex(path, vectors.shape[1])
-        units = index.centred(vectors)
-        return -(units @ units.T)
+        build_track_index(path, np.arange(1, len(vectors) + 1), vectors, model.ranking)
+        index = TrackIndex(path, vectors.shape[1], model.ranking)
+        ranked = index.ranked(vectors)
+        return -(ranked @ ranked.T)
 
 
 def musly_distances(tracks: list[pymusly.MuslyTrack]) -> tuple[np.ndarray, float]:
@@ -173,7 +173,7 @@ def seen_albums(library: list[CorpusTrack], model: SimilarityModel) -> dict[str,
         vectors.append(model.embed(log_mel(samples)))
         albums.append(track.album)
         artists.append(track.artist)
-    distances = simlib_distances(np.stack(vectors))
+    distances = simlib_distances(np.stack(vectors), model)
     return precision_at_10(distances, list(range(len(vectors))), albums, artists)
 
 
@@ -214,14 +214,16 @@ def analyse(tracks: list[CorpusTrack], models: list[SimilarityModel], timing: Ti
     return out
 
 
-def index_latency(vectors: np.ndarray) -> float:
-    """Mean seconds of one top-10 query through a real track index over `vectors`."""
+def index_latency(vectors: np.ndarray, model: SimilarityModel) -> float:
+    """Mean seconds of one top-10 query (the query vector ranked, then looked up) through a
+    real track index over `vectors`."""
     with tempfile.TemporaryDirectory() as folder:
-        build_track_index(Path(folder) / "i.ann", np.arange(1, len(vectors) + 1), vectors)
-        index = TrackIndex(Path(folder) / "i.ann", vectors.shape[1])
+        path = Path(folder) / "i.ann"
+        build_track_index(path, np.arange(1, len(vectors) + 1), vectors, model.ranking)
+        index = TrackIndex(path, vectors.shape[1], model.ranking)
         start = time.perf_counter()
         for vector in vectors:
-            index.nearest(vector, TOP + 1)
+            index.nearest(index.ranked(vector[None, :])[0], TOP + 1)
         return (time.perf_counter() - start) / max(1, len(vectors))
 
 
@@ -259,7 +261,8 @@ def main() -> None:
         for w, m in zip(args.weights, models, strict=True)
     ]
     methods = {
-        name: simlib_distances(np.stack(rows)) for name, rows in zip(names, lib.simlib, strict=True)
+        name: simlib_distances(np.stack(rows), model)
+        for name, rows, model in zip(names, lib.simlib, models, strict=True)
     } | {
         "pymusly timbre, whole track": whole,
         "pymusly timbre, 30 s excerpt": excerpt,
@@ -304,7 +307,7 @@ def main() -> None:
         f"simlib decode+features+embed {timing.audio_s / sum(stages.values()):.0f}, "
         f"pymusly decode+analysis {timing.audio_s / lib.musly_s:.0f}"
     )
-    latency = index_latency(np.stack(lib.simlib[0]))
+    latency = index_latency(np.stack(lib.simlib[0]), models[0])
     print(
         f"query latency (top-10 over {n} tracks): simlib Annoy index "
         f"{latency * 1e3:.3f} ms, pymusly {whole_latency * 1e3:.3f} ms"

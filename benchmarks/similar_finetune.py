@@ -117,13 +117,12 @@ def main() -> None:
     mels = [log_mel(decode(t.path)) for t in library]
     albums = [t.album for t in library]
     artists = [t.artist for t in library]
-    before = simlib_distances(
-        SimilarityModel.load(args.weights.with_suffix(".onnx")).embed_many(mels)
-    )
+    start = SimilarityModel.load(args.weights.with_suffix(".onnx"))
+    before = simlib_distances(start.embed_many(mels), start)
     rows: dict[str, list] = {"before (weights in use)": [], "after fine-tuning": []}
     for k, given in enumerate(halves):
         queries, model, metrics, wall_min = fold(library, given, args.weights, args.minutes, config)
-        after = simlib_distances(model.embed_many(mels))
+        after = simlib_distances(model.embed_many(mels), model)
         print(
             f"fold {k + 1}: tags of {len(given)} albums given, {len(queries)} tracks of"
             f" {len({albums[q] for q in queries})} albums withheld; fine-tuned"

@@ -44,7 +44,7 @@ def test_first_scan_analyses_everything_and_builds_the_index(catalog, library):
     centred = vectors - vectors.mean(axis=0)
     centred /= np.linalg.norm(centred, axis=1, keepdims=True)
     exact = centred @ centred[3]
-    found = index.nearest(vectors[3], 5)
+    found = index.nearest(index.ranked(vectors[3:4])[0], 5)
     assert found.track_id.tolist() == ids[np.argsort(-exact)[:5]].tolist()
     assert np.allclose(found.score, np.sort(exact)[::-1][:5], atol=1e-4)
 

@@ -7,8 +7,10 @@ import pytest
 from typer.testing import CliRunner
 
 from simlib import api, audio, example_library
-from simlib.catalog import read_tags
+from simlib.catalog import Catalog, read_tags
 from simlib.cli import app
+from simlib.similar.index import Ranking, ranked_scores
+from simlib.similar.model import SimilarityModel
 
 runner = CliRunner()
 
@@ -34,6 +36,22 @@ def test_json_shape_and_the_query_is_never_its_own_result(indexed, example_lib):
         assert set(line["results"][0]) == {"path", "title", "artist", "album", "score"}
         scores = [r["score"] for r in line["results"]]
         assert scores == sorted(scores, reverse=True)
+
+
+def test_scores_are_the_library_standardised_ranking_of_every_other_track(indexed):
+    """The Annoy index ranks as the exact computation does, and never answers with the
+    items holding the library's centre and spread."""
+    model = SimilarityModel.load()
+    assert Ranking.from_settings(model.ranking, model.dim).standardises
+    catalog = Catalog(indexed)
+    ids, vectors = catalog.vectors("similarity")
+    query = catalog.tracks([int(ids[0])])[int(ids[0])].path
+    catalog.close()
+    exact = dict(zip(ids.tolist(), ranked_scores(vectors, model.ranking)[0].tolist(), strict=True))
+    [found] = api.similar([query], home=indexed, n=len(ids))
+    assert sorted(r.track.id for r in found.results) == sorted(ids.tolist()[1:])
+    for result in found.results:
+        assert result.score == pytest.approx(exact[result.track.id], abs=1e-4)
 
 
 def test_exclusion_flags(indexed, example_lib):

@@ -12,7 +12,8 @@ import torch
 from simlib import weights
 from simlib.audio import ANALYSIS_RATE_HZ
 from simlib.audio.features import LOG_FLOOR, N_MELS, log_mel
-from simlib.similar.encoder import EncoderConfig, SimilarityEncoder, TimbreStats
+from simlib.similar.encoder import EncoderConfig, SimilarityEncoder
+from simlib.similar.index import ranked_scores
 from simlib.similar.model import (
     CROP_FRAMES,
     N_CROPS,
@@ -22,6 +23,7 @@ from simlib.similar.model import (
 )
 from simlib.train.export import export, load_ensemble
 from simlib.train.similarity import (
+    RuntimeSettings,
     TrainConfig,
     TrainingUpdate,
     checkpoint_path,
@@ -298,8 +300,11 @@ def test_fine_tuning_keeps_the_starting_weights_unless_held_out_albums_gain(
         torch.testing.assert_close(a, b)
 
 
-def test_timbre_statistics_join_an_ensemble_with_their_weight(tracks, tmp_path: Path) -> None:
+def test_timbre_statistics_are_a_part_the_index_standardises_with_its_share(
+    tracks, tmp_path: Path
+) -> None:
     torch.set_num_threads(1)
+    runtime = RuntimeSettings(n_crops=4, timbre_share=0.25)
     train_similarity(
         tracks,
         tmp_path / "sim.pt",
@@ -308,26 +313,31 @@ def test_timbre_statistics_join_an_ensemble_with_their_weight(tracks, tmp_path: 
         val_fraction=0.2,
         config=TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=1),
         architecture=TINY,
-        timbre_weight=3.0,
+        runtime=runtime,
     )
-    (encoder, timbre), _ = load_ensemble(tmp_path / "sim.pt")
-    assert isinstance(timbre, TimbreStats) and timbre.config.weight == 3.0
     model = SimilarityModel.load(tmp_path / "sim.onnx")
-    assert model.dim == TINY.dim + 2 * N_MELS
-    mels = [log_mel(_tone(6.0, f, k)) for k, f in enumerate((200.0, 900.0))]
-    a, b = model.embed_many(mels)
-    alone = [
-        saved([m], tmp_path / f"alone{k}.pt").embed_many(mels)
-        for k, m in enumerate((encoder, timbre))
-    ]
-    expected = (1 * alone[0][0] @ alone[0][1] + 3 * alone[1][0] @ alone[1][1]) / 4
-    assert a @ b == pytest.approx(expected, abs=1e-5)
+    assert (model.n_crops, model.dim) == (4, TINY.dim + 2 * N_MELS)
+    assert model.ranking == [[TINY.dim, 0.75, False], [2 * N_MELS, 0.25, True]]
+    mels = [log_mel(_tone(6.0 + k, f, k)) for k, f in enumerate((200.0, 900.0, 300.0, 2000.0))]
+    vectors = model.embed_many(mels)
+    bands = np.stack([crops(m, 4).transpose(0, 2, 1) for m in mels])  # (tracks, crops, mels, t)
+    stats = np.concatenate([bands.mean(-1), np.sqrt(bands.var(-1) + 1e-5)], -1).mean(1)
+    np.testing.assert_allclose(vectors[:, TINY.dim :], stats, rtol=1e-4, atol=1e-4)
+
+    def cosines(v: np.ndarray) -> np.ndarray:
+        unit = v / np.linalg.norm(v, axis=1, keepdims=True)
+        return unit @ unit.T
+
+    embedding, timbre = vectors[:, : TINY.dim], vectors[:, TINY.dim :]
+    expected = 0.75 * cosines(embedding - embedding.mean(0)) + 0.25 * cosines(
+        (timbre - timbre.mean(0)) / timbre.std(0)
+    )
+    np.testing.assert_allclose(ranked_scores(vectors, model.ranking), expected, atol=1e-5)
     tuned = train_similarity(
         tracks, tmp_path / "tuned.pt", epochs=1, val_fraction=0.2, init_weights=tmp_path / "sim.pt"
     )
-    assert tuned.members == 1
-    kept = load_ensemble(tmp_path / "tuned.pt")[0][1]
-    torch.testing.assert_close(kept.centre, timbre.centre)
+    assert tuned.members == 1 and load_ensemble(tmp_path / "tuned.pt")[1]["timbre_share"] == 0.25
+    assert SimilarityModel.load(tmp_path / "tuned.onnx").ranking == model.ranking
 
 
 def test_training_crops_mask_runs_of_bands_and_frames_at_the_mean_level() -> None:

@@ -48,11 +48,11 @@ class SimilarityStage:
 
     name = SIMILARITY
     kind = "track"
-    index_params: dict = {}
 
     def __init__(self, model: SimilarityModel) -> None:
         self.model = model
         self.version = model.version
+        self.index_params = {"parts": model.ranking}
 
     def embed(self, mel: np.ndarray) -> np.ndarray:
         return self.model.embed(mel)

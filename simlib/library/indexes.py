@@ -52,7 +52,7 @@ def rebuild_indexes(
             size = stats.bytes
         else:
             ids, vectors = catalog.vectors(stage.name)
-            track_index.build(path, ids, vectors)
+            track_index.build(path, ids, vectors, **stage.index_params)
             dim = vectors.shape[1] if len(ids) else 0
             items = tracks = len(ids)
             size = path.stat().st_size

@@ -82,74 +82,45 @@ def _mean_std(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.mean(dim=2), (x.var(dim=2, unbiased=False) + 1e-5).sqrt()], dim=1)
 
 
-@dataclass(frozen=True)
-class TimbreConfig:
-    """Settings of `TimbreStats`; stored with the weights."""
-
-    n_mels: int = N_MELS
-    weight: float = 1.0
-    """Its share of a track pair's score in an ensemble, relative to an encoder's 1."""
-
-    @property
-    def dim(self) -> int:
-        return 2 * self.n_mels
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TimbreConfig:
-        return cls(**data)
-
-
-class TimbreStats(nn.Module):
-    """Mean and std over time of each mel band of a crop, standardised by a training
-    library's spread: a fixed timbre summary that albums never heard share as much as
-    known ones (an ensemble member with nothing to train)."""
-
-    def __init__(self, config: TimbreConfig | None = None) -> None:
-        super().__init__()
-        self.config = config or TimbreConfig()
-        self.register_buffer("centre", torch.zeros(self.config.dim))
-        self.register_buffer("scale", torch.ones(self.config.dim))
-
-    def fit(self, tracks: list[torch.Tensor]) -> TimbreStats:
-        """Standardise by the spread over `tracks` (each (crops, frames, n_mels) log-mel
-        crops) of their statistics, taken as an ensemble takes them (mean over crops)."""
-        with torch.no_grad():
-            stats = torch.stack([_mean_std(t.transpose(1, 2)).mean(dim=0) for t in tracks])
-        self.centre.copy_(stats.mean(dim=0))
-        self.scale.copy_(stats.std(dim=0).clamp(min=1e-3))
-        return self
-
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
-        """(batch, frames, n_mels) log-mel -> (batch, 2 * n_mels) standardised statistics."""
-        return (_mean_std(mel.transpose(1, 2)) - self.centre) / self.scale
-
-
-Member = SimilarityEncoder | TimbreStats
+Member = SimilarityEncoder
 
 
 class Ensemble(nn.Module):
-    """Members (encoders trained alike from different seeds, and optionally timbre
-    statistics) as one model: (tracks, crops, frames, n_mels) log-mel crops -> (tracks,
-    sum of the members' dims) unit track vectors. Each member's vector of a track is the
-    normalised mean of its crop vectors; the members' vectors sit side by side, scaled so
-    that the cosine of two tracks is the mean of the members' cosines, weighted by their
-    `weight` (1 for an encoder)."""
+    """Members (encoders trained alike from different seeds) as one model: (tracks, crops,
+    frames, n_mels) log-mel crops -> (tracks, dim) track vectors. Each member's vector of a
+    track is the normalised mean of its crop vectors; the members' vectors sit side by
+    side, divided by the square root of their number, so that the cosine of two tracks is
+    the mean of the members' cosines. With a `timbre_share`, each mel band's mean and std
+    over time (averaged over the crops, in log-mel units) follow: the index standardises
+    them on the library and gives them that share of a score (`simlib.similar.index`)."""
 
-    def __init__(self, members: list[Member]) -> None:
+    def __init__(self, members: list[Member], timbre_share: float = 0.0) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
-        weights = [getattr(m.config, "weight", 1.0) for m in members]
-        self.scales = [(w / sum(weights)) ** 0.5 for w in weights]
+        self.timbre_share = timbre_share
+        self.n_mels = members[0].config.n_mels
+
+    @property
+    def ranking(self) -> list:
+        """The index's parts of this model's vectors (`Ranking.from_settings`)."""
+        embedding = [sum(m.config.dim for m in self.members), 1.0 - self.timbre_share, False]
+        timbre = [2 * self.n_mels, self.timbre_share, True]
+        return [embedding, timbre] if self.timbre_share > 0 else [embedding]
+
+    @property
+    def dim(self) -> int:
+        return sum(size for size, _, _ in self.ranking)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
         n_crops = crops.shape[1]
         flat = crops.reshape(-1, crops.shape[2], crops.shape[3])
+        scale = len(self.members) ** -0.5
         vectors = [
             scale
             * F.normalize(m(flat).reshape(-1, n_crops, m.config.dim).mean(dim=1), dim=1, eps=1e-6)
-            for m, scale in zip(self.members, self.scales, strict=True)
+            for m in self.members
         ]
+        if self.timbre_share > 0:
+            bands = _mean_std(flat.transpose(1, 2)).reshape(-1, n_crops, 2 * self.n_mels)
+            vectors.append(bands.mean(dim=1))
         return torch.cat(vectors, dim=1)

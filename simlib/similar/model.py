@@ -3,9 +3,10 @@
 A track is summarised by `n_crops` fixed-length log-mel crops chosen deterministically
 (spread over the track, avoiding silent stretches). The model (an ensemble of encoders
 trained alike from different seeds, `simlib.similar.encoder.Ensemble`) maps a track's
-crops to one unit vector: each member's normalised mean of its crop vectors, side by
-side, so that the cosine of two tracks is the mean of the members' cosines. Higher is
-more similar.
+crops to one vector: each member's normalised mean of its crop vectors, side by side,
+so that the cosine of two tracks is the mean of the members' cosines; then, if the model
+has a timbre part, each mel band's mean and spread over time averaged over the crops, in
+their own units (the index standardises them on the library, `simlib.similar.index`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class SimilarityModel:
         self.n_crops = int(runtime.settings["n_crops"])
         self.crop_frames = int(runtime.settings["crop_frames"])
         self.dim = int(runtime.settings["dim"])
+        self.ranking: list | None = runtime.settings.get("ranking")
+        """The parts of a track vector and how the index weighs them
+        (`simlib.similar.index.Ranking.from_settings`); None: one embedding."""
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> SimilarityModel:
@@ -81,11 +85,11 @@ class SimilarityModel:
         return cls(weights.load(Path(path or weights.shipped_path("similarity")), "similarity"))
 
     def embed(self, mel: np.ndarray) -> np.ndarray:
-        """(frames, N_MELS) whole-track log-mel -> (dim,) float32 unit vector."""
+        """(frames, N_MELS) whole-track log-mel -> (dim,) float32 track vector."""
         return self.embed_many([mel])[0]
 
     def embed_many(self, mels: list[np.ndarray]) -> np.ndarray:
-        """Whole-track log-mels -> (len(mels), dim) float32 unit vectors, one batched pass."""
+        """Whole-track log-mels -> (len(mels), dim) float32 track vectors, one batched pass."""
         if not mels:
             return np.zeros((0, self.dim), dtype=np.float32)
         batch = np.stack([crops(m, self.n_crops, self.crop_frames) for m in mels])

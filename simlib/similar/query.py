@@ -31,7 +31,8 @@ OVERFETCH = 4
 
 @dataclass(frozen=True)
 class SimilarTrack:
-    """A library track and how similar it sounds (a cosine: higher is more similar)."""
+    """A library track and how similar it sounds (a weighted mean of cosines, at most 1:
+    higher is more similar)."""
 
     track: Track
     score: float
@@ -85,7 +86,7 @@ class Recommender:
         build = current_build(catalog, MODEL, model.version)
         self.catalog = catalog
         self.model = model
-        self.index = TrackIndex(build.path, build.dim or model.dim)
+        self.index = TrackIndex(build.path, build.dim or model.dim, model.ranking)
         self.added = AddedSince.embeddings(catalog, MODEL, build)
 
     def seed(self, query: str) -> Seed:
@@ -102,16 +103,18 @@ class Recommender:
         return Seed(vector, read_tags(path), copies)
 
     def neighbours(self, seeds: list[Seed], n: int, filters: Filters) -> tuple[SimilarTrack, ...]:
-        """The `n` tracks scoring highest against the seeds' mean vector, after the filters."""
-        vector = np.mean([s.vector for s in seeds], axis=0)
-        vector /= max(float(np.linalg.norm(vector)), 1e-9)
+        """The `n` tracks scoring highest against the seeds' mean (in the space the index
+        ranks in), after the filters."""
+        query = self.index.ranked(np.stack([s.vector for s in seeds])).mean(axis=0)
+        query /= max(float(np.linalg.norm(query)), 1e-9)
         excluded = frozenset().union(*(s.exclude_ids for s in seeds))
-        query = self.index.centred(vector[None, :])
         wanted = n + len(excluded)
         while True:
-            found = self.index.nearest(vector, wanted * OVERFETCH)
+            found = self.index.nearest(query, wanted * OVERFETCH)
             complete = len(found) < wanted * OVERFETCH
-            found = self.added.merge(found, query, len(self.added.track_id), self.index.centred)
+            found = self.added.merge(
+                found, query[None, :], len(self.added.track_id), self.index.ranked
+            )
             results = self._ranked(found, excluded, seeds, filters)
             if len(results) >= n or complete:
                 return tuple(results[:n])

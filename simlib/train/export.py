@@ -20,14 +20,7 @@ from simlib import weights
 from simlib.audio.features import N_MELS
 from simlib.files import replace_atomically
 from simlib.identify.encoder import FingerprintEncoder
-from simlib.similar.encoder import (
-    EncoderConfig,
-    Ensemble,
-    Member,
-    SimilarityEncoder,
-    TimbreConfig,
-    TimbreStats,
-)
+from simlib.similar.encoder import EncoderConfig, Ensemble, Member, SimilarityEncoder
 
 OPSET = 17
 VECTOR_SETTINGS = ("segment_s", "db_hop_s")
@@ -55,19 +48,16 @@ def load_fingerprint(checkpoint: Path) -> tuple[FingerprintEncoder, dict]:
 
 
 def load_ensemble(checkpoint: Path) -> tuple[list[Member], dict]:
-    """The members of a similarity checkpoint (encoders, timbre statistics), and its crop
-    settings."""
+    """The encoders of a similarity checkpoint, and its settings (crop count and length, the
+    timbre statistics' share of a score)."""
     blob = weights.read(checkpoint, "similarity")
     members: list[Member] = []
     for member in blob["members"]:
-        module: Member
-        if member.get("kind") == "timbre":
-            module = TimbreStats(TimbreConfig.from_dict(member["config"]))
-        else:
-            module = SimilarityEncoder(EncoderConfig.from_dict(member["config"]))
+        module = SimilarityEncoder(EncoderConfig.from_dict(member["config"]))
         module.load_state_dict(member["state_dict"])
         members.append(module.eval())
-    return members, {"n_crops": int(blob["n_crops"]), "crop_frames": int(blob["crop_frames"])}
+    settings = {k: int(blob[k]) for k in ("n_crops", "crop_frames")}
+    return members, {**settings, "timbre_share": float(blob.get("timbre_share", 0.0))}
 
 
 def export(name: str, checkpoint: Path, out: Path | None = None) -> Path:
@@ -84,8 +74,8 @@ def export(name: str, checkpoint: Path, out: Path | None = None) -> Path:
     else:
         members, settings = load_ensemble(checkpoint)
         version = hashlib.blake2b(checkpoint.read_bytes(), digest_size=6).hexdigest()
-        module = Ensemble(members).eval()
-        settings["dim"] = sum(m.config.dim for m in members)
+        module = Ensemble(members, settings.pop("timbre_share")).eval()
+        settings.update(dim=module.dim, ranking=module.ranking)
         shape = (1, settings["n_crops"], settings["crop_frames"], members[0].config.n_mels)
         example = torch.zeros(shape)
         names = {"crops": {0: "tracks"}, "vectors": {0: "tracks"}}

@@ -34,15 +34,8 @@ from simlib.audio import DecodeError, decode
 from simlib.audio.features import LOG_FLOOR, log_mel
 from simlib.catalog import read_tags
 from simlib.files import replace_atomically
-from simlib.similar.encoder import (
-    EncoderConfig,
-    Ensemble,
-    Member,
-    SimilarityEncoder,
-    TimbreConfig,
-    TimbreStats,
-)
-from simlib.similar.index import centred_scores
+from simlib.similar.encoder import EncoderConfig, Ensemble, Member, SimilarityEncoder
+from simlib.similar.index import ranked_scores
 from simlib.similar.model import (
     CROP_FRAMES,
     N_CROPS,
@@ -144,7 +137,7 @@ class TrackData:
     windows: np.ndarray
     """(TRAIN_WINDOWS, WINDOW_FRAMES, N_MELS)"""
     eval_crops: np.ndarray
-    """(N_CROPS, CROP_FRAMES, N_MELS): exactly what `SimilarityModel.embed` would see."""
+    """(N_CROPS, CROP_FRAMES, N_MELS): what `SimilarityModel.embed` sees with N_CROPS crops."""
 
 
 def track_data(path: Path, cache_dir: Path | None = None) -> TrackData:
@@ -268,7 +261,7 @@ def _batch_loss(
 
 
 def embed_tracks(encoders: list[Member], data: list[TrackData], batch: int = 32) -> np.ndarray:
-    """(tracks, dim) unit vectors from the stored inference crops, as the model embeds them."""
+    """(tracks, dim) unit vectors from the stored inference crops, as the encoders embed them."""
     out = []
     for encoder in encoders:
         encoder.eval()
@@ -285,8 +278,8 @@ def neighbour_quality(
     vectors: np.ndarray, queries: np.ndarray, sim: np.ndarray, albums: list[str | None]
 ) -> tuple[float, float, float, float]:
     """(tag_sim@10, random tag_sim, album_p@10, random album_p) for `queries` vs all tracks,
-    ranked as the track index ranks them (`track_index.centred_scores`)."""
-    scores = centred_scores(vectors)[queries]
+    ranked as the track index ranks embeddings (`track_index.ranked_scores`)."""
+    scores = ranked_scores(vectors)[queries]
     scores[np.arange(len(queries)), queries] = -np.inf
     n = len(vectors)
     top = np.argsort(-scores, axis=1)[:, : min(10, n - 1)]  # never the query itself
@@ -303,24 +296,35 @@ def neighbour_quality(
     )
 
 
-def save_weights(encoders: list[Member], path: Path) -> None:
-    """Write `encoders` (an ensemble if several; timbre statistics among them) as a
-    similarity checkpoint."""
+def save_weights(
+    encoders: list[Member], path: Path, runtime: RuntimeSettings | None = None
+) -> None:
+    """Write `encoders` (an ensemble if several) as a similarity checkpoint, with the
+    settings the runtime embeds and ranks by."""
     members = [
         {
             "config": e.config.as_dict(),
             "state_dict": {k: v.detach().clone() for k, v in e.state_dict().items()},
         }
-        | ({"kind": "timbre"} if isinstance(e, TimbreStats) else {})
         for e in encoders
     ]
-    blob = {"members": members, "n_crops": N_CROPS, "crop_frames": CROP_FRAMES}
+    blob = {"members": members, **asdict(runtime or RuntimeSettings()), "crop_frames": CROP_FRAMES}
     model_weights.write(path, model_weights.SIMILARITY.name, blob)
 
 
 def checkpoint_path(out_path: Path) -> Path:
     """Where training state is kept between runs: next to the weights file."""
     return out_path.with_name(out_path.name + ".ckpt")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """What a checkpoint tells the runtime beyond its encoders (nothing in them trains)."""
+
+    n_crops: int = N_CROPS
+    """Crops per track embedding."""
+    timbre_share: float = 0.0
+    """Share of a score given to timbre statistics standardised on the library."""
 
 
 @dataclass
@@ -372,7 +376,7 @@ def train_similarity(
     cache_dir: Path | None = None,
     progress: Callable[[TrainingUpdate], None] | None = None,
     val_tracks: list[tuple[Path, Tags | None]] | None = None,
-    timbre_weight: float = 0.0,
+    runtime: RuntimeSettings | None = None,
 ) -> TrainMetrics:
     """Train (or fine-tune `init_weights`) and save the best-validating encoders to `out_path`.
 
@@ -387,9 +391,8 @@ def train_similarity(
     `val_tracks`, when given and readable, take their place: they give no pairs and are
     ranked among themselves only, as a library of albums and artists the pairs never
     showed.
-    `architecture` sizes new encoders. `timbre_weight` > 0 adds timbre statistics
-    (`TimbreStats`, standardised on the pair-giving tracks) to a new ensemble with that
-    weight; fine-tuning keeps the starting weights' statistics as they are. Ctrl-C saves
+    `architecture` sizes new encoders. `runtime` is written with the weights (default:
+    that of `init_weights`, else `RuntimeSettings()`). Ctrl-C saves
     the checkpoint of the member in training (`checkpoint_path(member_path(...))`) and
     re-raises; the next call with `resume=True` continues from it.
     """
@@ -419,14 +422,10 @@ def train_similarity(
         albums=[normalise_tag(t.album) if t else None for t in kept_tags],
         apart=any(held),
     )
-    loaded = load_ensemble(init_weights)[0] if init_weights is not None else None
-    starts = [m for m in loaded if isinstance(m, SimilarityEncoder)] if loaded else None
-    fixed = [m for m in loaded or [] if isinstance(m, TimbreStats)]
-    if loaded is None and timbre_weight > 0:
-        crops = [
-            torch.from_numpy(data[i].eval_crops.astype(np.float32)) for i in np.flatnonzero(~is_val)
-        ]
-        fixed = [TimbreStats(TimbreConfig(weight=timbre_weight)).fit(crops)]
+    starts, runtime = None, runtime or RuntimeSettings()
+    if init_weights is not None:
+        starts, settings = load_ensemble(init_weights)
+        runtime = RuntimeSettings(settings["n_crops"], settings["timbre_share"])
     count = len(starts) if starts else members
     states = []
     for member in range(count):
@@ -442,9 +441,8 @@ def train_similarity(
                 max_epochs=epochs if epochs is not None else 10**9,
             )
         )
-    best = [load_ensemble(member_path(out_path, m, count))[0][0] for m in range(count)] + fixed
-    if len(best) > 1:
-        save_weights(best, out_path)
+    best = [load_ensemble(member_path(out_path, m, count))[0][0] for m in range(count)]
+    save_weights(best, out_path, runtime)
     export(model_weights.SIMILARITY.name, out_path)
     tag_sim, tag_random, album_p, album_random = training_set.quality(best)
     return TrainMetrics(
@@ -610,8 +608,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--members", type=int, default=5, help="encoders in the ensemble")
     parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument("--crops", type=int, default=N_CROPS, help="per track embedding")
     parser.add_argument(
-        "--timbre-weight", type=float, default=0.0, help="add timbre statistics with this weight"
+        "--timbre-share", type=float, default=0.0, help="of a score, for timbre statistics"
     )
     parser.add_argument("--freq-mask", type=int, default=0, help="most mel bands masked")
     parser.add_argument("--time-mask", type=int, default=0, help="most frames masked")
@@ -647,7 +646,7 @@ def main(argv: list[str] | None = None) -> None:
         cache_dir=args.cache,
         progress=report,
         val_tracks=val_tracks,
-        timbre_weight=args.timbre_weight,
+        runtime=RuntimeSettings(args.crops, args.timbre_share),
     )
     for key, value in asdict(metrics).items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
