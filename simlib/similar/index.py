@@ -72,14 +72,16 @@ class Ranking:
     def standardises(self) -> bool:
         return any(p.standardised for p in self.parts)
 
-    def spread(self, vectors: np.ndarray) -> np.ndarray:
-        """Per dimension: the standard deviation over `vectors` in standardised parts, else 1."""
-        spread = np.ones(vectors.shape[1], dtype=np.float32)
-        if len(vectors):
-            for part, dims in self._slices():
-                if part.standardised:
-                    spread[dims] = np.maximum(vectors[:, dims].std(axis=0), MIN_SPREAD)
-        return spread
+    def fit(self, vectors: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """The centre and spread of a library's (n, dim) `vectors`: their mean, and per
+        dimension their standard deviation in standardised parts, else 1."""
+        spread = np.ones(dim, dtype=np.float32)
+        if not len(vectors):
+            return np.zeros(dim, dtype=np.float32), spread
+        for part, dims in self._slices():
+            if part.standardised:
+                spread[dims] = np.maximum(vectors[:, dims].std(axis=0), MIN_SPREAD)
+        return vectors.mean(axis=0), spread
 
     def apply(self, vectors: np.ndarray, centre: np.ndarray, spread: np.ndarray) -> np.ndarray:
         """(n, dim) vectors in the space the index ranks in: each part centred, divided by
@@ -107,8 +109,7 @@ def build(
     `parts` are the model's ranking settings (`Ranking.from_settings`)."""
     dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[0] else 1
     ranking = Ranking.from_settings(parts, dim)
-    centre = vectors.mean(axis=0) if len(ids) else np.zeros(dim, dtype=np.float32)
-    spread = ranking.spread(vectors) if len(ids) else np.ones(dim, dtype=np.float32)
+    centre, spread = ranking.fit(vectors, dim)
     index = AnnoyIndex(dim, "angular")
     index.add_item(CENTRE_ID, centre.tolist())
     if len(ids):
@@ -172,7 +173,7 @@ class TrackIndex:
 def ranked_scores(vectors: np.ndarray, parts: list | None = None) -> np.ndarray:
     """(n, n) scores between all (n, dim) `vectors`, as an index built over them ranks."""
     ranking = Ranking.from_settings(parts, vectors.shape[1])
-    ranked = ranking.apply(vectors, vectors.mean(axis=0), ranking.spread(vectors))
+    ranked = ranking.apply(vectors, *ranking.fit(vectors, vectors.shape[1]))
     return ranked @ ranked.T
 
 
