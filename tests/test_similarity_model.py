@@ -21,7 +21,7 @@ from simlib.similar.model import (
     crop_starts,
     crops,
 )
-from simlib.train.export import export, load_ensemble
+from simlib.train.export import export, load_ensemble, set_similarity_runtime
 from simlib.train.similarity import (
     RuntimeSettings,
     TrainConfig,
@@ -338,6 +338,9 @@ def test_timbre_statistics_are_a_part_the_index_standardises_with_its_share(
     )
     assert tuned.members == 1 and load_ensemble(tmp_path / "tuned.pt")[1]["timbre_share"] == 0.25
     assert SimilarityModel.load(tmp_path / "tuned.onnx").ranking == model.ranking
+    set_similarity_runtime(tmp_path / "tuned.pt", n_crops=8, timbre_share=0.0)
+    plain = SimilarityModel.load(export("similarity", tmp_path / "tuned.pt"))
+    assert (plain.n_crops, plain.dim, plain.ranking) == (8, TINY.dim, [[TINY.dim, 1.0, False]])
 
 
 def test_training_crops_mask_runs_of_bands_and_frames_at_the_mean_level() -> None:

@@ -2,6 +2,11 @@
 settings and version in the ONNX metadata (`simlib.weights`).
 
     python -m simlib.train.export fingerprint simlib/weights/fingerprint.pt
+    python -m simlib.train.export similarity simlib/weights/similarity.pt \
+        [--crops 32] [--timbre-share 0.4]
+
+A similarity checkpoint's runtime settings (crops per track, timbre share) train nothing;
+`--crops` and `--timbre-share` write them into the checkpoint before it is exported.
 """
 
 from __future__ import annotations
@@ -60,6 +65,15 @@ def load_ensemble(checkpoint: Path) -> tuple[list[Member], dict]:
     return members, {**settings, "timbre_share": float(blob.get("timbre_share", 0.0))}
 
 
+def set_similarity_runtime(checkpoint: Path, **settings: float) -> None:
+    """Write runtime settings (`n_crops`, `timbre_share`) into a similarity checkpoint."""
+    blob = weights.read(checkpoint, weights.SIMILARITY.name)
+    unknown = set(settings) - {"n_crops", "timbre_share"}
+    if unknown:
+        raise ValueError(f"not runtime settings: {', '.join(sorted(unknown))}")
+    weights.write(checkpoint, weights.SIMILARITY.name, {**blob, **settings})
+
+
 def export(name: str, checkpoint: Path, out: Path | None = None) -> Path:
     """Write the ONNX file of checkpoint `checkpoint` of model `name` (default: beside it,
     with the suffix .onnx), atomically; returns its path."""
@@ -112,7 +126,15 @@ def main() -> None:
     parser.add_argument("name", choices=sorted(weights.TABLE))
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("--out", type=Path, default=None, help="default: beside the checkpoint")
+    parser.add_argument("--crops", type=int, help="similarity: crops per track, written first")
+    parser.add_argument("--timbre-share", type=float, help="similarity: written first")
     args = parser.parse_args()
+    runtime = {"n_crops": args.crops, "timbre_share": args.timbre_share}
+    runtime = {k: v for k, v in runtime.items() if v is not None}
+    if runtime and args.name != weights.SIMILARITY.name:
+        parser.error("--crops and --timbre-share are similarity settings")
+    if runtime:
+        set_similarity_runtime(args.checkpoint, **runtime)
     print(export(args.name, args.checkpoint, args.out))
 
 

@@ -260,26 +260,31 @@ def _batch_loss(
     return pull + hinge.sum() / (hinge > 0).sum().clamp(min=1)
 
 
-def embed_tracks(encoders: list[Member], data: list[TrackData], batch: int = 32) -> np.ndarray:
-    """(tracks, dim) unit vectors from the stored inference crops, as the encoders embed them."""
+def embed_tracks(ensemble: Ensemble, data: list[TrackData], batch: int = 32) -> np.ndarray:
+    """(tracks, dim) track vectors from the stored inference crops, as `ensemble` makes them."""
     out = []
+    encoders = list(ensemble.members)
     for encoder in encoders:
         encoder.eval()
     with torch.inference_mode():
         for k in range(0, len(data), batch):
             chunk = np.stack([d.eval_crops for d in data[k : k + batch]]).astype(np.float32)
-            out.append(Ensemble(encoders)(torch.from_numpy(chunk)))
+            out.append(ensemble(torch.from_numpy(chunk)))
     for encoder in encoders:
         encoder.train()
     return torch.cat(out).numpy()
 
 
 def neighbour_quality(
-    vectors: np.ndarray, queries: np.ndarray, sim: np.ndarray, albums: list[str | None]
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    sim: np.ndarray,
+    albums: list[str | None],
+    parts: list | None = None,
 ) -> tuple[float, float, float, float]:
     """(tag_sim@10, random tag_sim, album_p@10, random album_p) for `queries` vs all tracks,
-    ranked as the track index ranks embeddings (`track_index.ranked_scores`)."""
-    scores = ranked_scores(vectors)[queries]
+    ranked as the track index ranks them with `parts` (`track_index.ranked_scores`)."""
+    scores = ranked_scores(vectors, parts)[queries]
     scores[np.arange(len(queries)), queries] = -np.inf
     n = len(vectors)
     top = np.argsort(-scores, axis=1)[:, : min(10, n - 1)]  # never the query itself
@@ -342,16 +347,23 @@ class _TrainingSet:
     albums: list[str | None]
     apart: bool = False
     """Rank the validation tracks among themselves only (a library of unseen albums)."""
+    timbre_share: float = 0.0
+    """The runtime's: validation ranks as `simlib similar` will."""
 
     def quality(self, encoders: list[Member]) -> tuple[float, float, float, float]:
-        """`neighbour_quality` of the validation tracks embedded by `encoders`."""
+        """`neighbour_quality` of the validation tracks embedded by `encoders` with the
+        runtime's timbre share."""
+        ensemble = Ensemble(encoders, self.timbre_share)
         if not self.apart:
-            vectors = embed_tracks(encoders, self.data)
-            return neighbour_quality(vectors, self.queries, self.sim_all, self.albums)
+            vectors = embed_tracks(ensemble, self.data)
+            return neighbour_quality(
+                vectors, self.queries, self.sim_all, self.albums, ensemble.ranking
+            )
         q = self.queries
-        vectors = embed_tracks(encoders, [self.data[i] for i in q])
+        vectors = embed_tracks(ensemble, [self.data[i] for i in q])
         albums = [self.albums[i] for i in q]
-        return neighbour_quality(vectors, np.arange(len(q)), self.sim_all[np.ix_(q, q)], albums)
+        sim = self.sim_all[np.ix_(q, q)]
+        return neighbour_quality(vectors, np.arange(len(q)), sim, albums, ensemble.ranking)
 
 
 def member_path(out_path: Path, member: int, members: int) -> Path:
@@ -413,6 +425,10 @@ def train_similarity(
     if not is_val.any():
         is_val = _val_mask(kept_paths, kept_tags, val_fraction)
     sim_all = similarity_matrix(kept_tags, weights)
+    starts, runtime = None, runtime or RuntimeSettings()
+    if init_weights is not None:
+        starts, settings = load_ensemble(init_weights)
+        runtime = RuntimeSettings(settings["n_crops"], settings["timbre_share"])
     training_set = _TrainingSet(
         data=data,
         train_tags=[None if v else t for t, v in zip(kept_tags, is_val, strict=True)],
@@ -421,11 +437,8 @@ def train_similarity(
         queries=np.flatnonzero(is_val),
         albums=[normalise_tag(t.album) if t else None for t in kept_tags],
         apart=any(held),
+        timbre_share=runtime.timbre_share,
     )
-    starts, runtime = None, runtime or RuntimeSettings()
-    if init_weights is not None:
-        starts, settings = load_ensemble(init_weights)
-        runtime = RuntimeSettings(settings["n_crops"], settings["timbre_share"])
     count = len(starts) if starts else members
     states = []
     for member in range(count):
