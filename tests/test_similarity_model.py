@@ -21,9 +21,8 @@ from simlib.similar.model import (
     crop_starts,
     crops,
 )
-from simlib.train.export import export, load_ensemble, set_similarity_runtime
+from simlib.train.export import RuntimeSettings, export, load_ensemble, set_similarity_runtime
 from simlib.train.similarity import (
-    RuntimeSettings,
     TrainConfig,
     TrainingUpdate,
     checkpoint_path,

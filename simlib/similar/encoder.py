@@ -82,9 +82,6 @@ def _mean_std(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([x.mean(dim=2), (x.var(dim=2, unbiased=False) + 1e-5).sqrt()], dim=1)
 
 
-Member = SimilarityEncoder
-
-
 class Ensemble(nn.Module):
     """Members (encoders trained alike from different seeds) as one model: (tracks, crops,
     frames, n_mels) log-mel crops -> (tracks, dim) track vectors. Each member's vector of a
@@ -94,7 +91,7 @@ class Ensemble(nn.Module):
     over time (averaged over the crops, in log-mel units) follow: the index standardises
     them on the library and gives them that share of a score (`simlib.similar.index`)."""
 
-    def __init__(self, members: list[Member], timbre_share: float = 0.0) -> None:
+    def __init__(self, members: list[SimilarityEncoder], timbre_share: float = 0.0) -> None:
         super().__init__()
         self.members = nn.ModuleList(members)
         self.timbre_share = timbre_share

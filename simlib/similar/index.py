@@ -65,9 +65,6 @@ class Ranking:
         total = sum(float(w) for _, w, _ in settings)
         return cls(tuple(Part(int(s), float(w) / total, bool(z)) for s, w, z in settings))
 
-    def as_settings(self) -> list:
-        return [[p.size, p.share, p.standardised] for p in self.parts]
-
     @property
     def standardises(self) -> bool:
         return any(p.standardised for p in self.parts)
@@ -152,14 +149,15 @@ class TrackIndex:
         highest score first."""
         ids: list[int] = []
         distances: list[float] = []
+        reserved = {CENTRE_ID, self._spread_id} - {None}
         if len(self) > 0:
+            wanted = n + len(reserved)
             ids, distances = self._index.get_nns_by_vector(
                 np.asarray(query, dtype=np.float32).tolist(),
-                n + 2,
-                search_k=max((n + 2) * N_TREES * 20, 10_000),
+                wanted,
+                search_k=max(wanted * N_TREES * 20, 10_000),
                 include_distances=True,
             )
-        reserved = {CENTRE_ID, self._spread_id}
         keep = [i for i, item in enumerate(ids) if item not in reserved][:n]
         distance = np.asarray(distances, dtype=np.float32)[keep]
         return Found(

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import warnings
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import onnx
@@ -25,7 +26,8 @@ from simlib import weights
 from simlib.audio.features import N_MELS
 from simlib.files import replace_atomically
 from simlib.identify.encoder import FingerprintEncoder
-from simlib.similar.encoder import EncoderConfig, Ensemble, Member, SimilarityEncoder
+from simlib.similar.encoder import EncoderConfig, Ensemble, SimilarityEncoder
+from simlib.similar.model import N_CROPS
 
 OPSET = 17
 VECTOR_SETTINGS = ("segment_s", "db_hop_s")
@@ -52,26 +54,41 @@ def load_fingerprint(checkpoint: Path) -> tuple[FingerprintEncoder, dict]:
     return encoder.eval(), dict(blob["settings"])
 
 
-def load_ensemble(checkpoint: Path) -> tuple[list[Member], dict]:
-    """The encoders of a similarity checkpoint, and its settings (crop count and length, the
-    timbre statistics' share of a score)."""
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """What a similarity checkpoint tells the runtime beyond its encoders (nothing in them
+    trains)."""
+
+    n_crops: int = N_CROPS
+    """Crops per track embedding."""
+    timbre_share: float = 0.0
+    """Share of a score given to timbre statistics standardised on the library."""
+
+    @classmethod
+    def of(cls, blob: dict) -> RuntimeSettings:
+        """The settings a checkpoint (or `load_ensemble`'s settings) holds; a checkpoint
+        from before the timbre part has none."""
+        return cls(int(blob["n_crops"]), float(blob.get("timbre_share", 0.0)))
+
+
+def load_ensemble(checkpoint: Path) -> tuple[list[SimilarityEncoder], dict]:
+    """The encoders of a similarity checkpoint, and its settings (crop length and the
+    `RuntimeSettings`)."""
     blob = weights.read(checkpoint, "similarity")
-    members: list[Member] = []
+    members = []
     for member in blob["members"]:
         module = SimilarityEncoder(EncoderConfig.from_dict(member["config"]))
         module.load_state_dict(member["state_dict"])
         members.append(module.eval())
-    settings = {k: int(blob[k]) for k in ("n_crops", "crop_frames")}
-    return members, {**settings, "timbre_share": float(blob.get("timbre_share", 0.0))}
+    return members, {**asdict(RuntimeSettings.of(blob)), "crop_frames": int(blob["crop_frames"])}
 
 
 def set_similarity_runtime(checkpoint: Path, **settings: float) -> None:
-    """Write runtime settings (`n_crops`, `timbre_share`) into a similarity checkpoint."""
+    """Write `RuntimeSettings` fields into a similarity checkpoint (an unknown name is a
+    TypeError)."""
     blob = weights.read(checkpoint, weights.SIMILARITY.name)
-    unknown = set(settings) - {"n_crops", "timbre_share"}
-    if unknown:
-        raise ValueError(f"not runtime settings: {', '.join(sorted(unknown))}")
-    weights.write(checkpoint, weights.SIMILARITY.name, {**blob, **settings})
+    runtime = replace(RuntimeSettings.of(blob), **settings)
+    weights.write(checkpoint, weights.SIMILARITY.name, {**blob, **asdict(runtime)})
 
 
 def export(name: str, checkpoint: Path, out: Path | None = None) -> Path:

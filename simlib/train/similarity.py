@@ -34,7 +34,7 @@ from simlib.audio import DecodeError, decode
 from simlib.audio.features import LOG_FLOOR, log_mel
 from simlib.catalog import read_tags
 from simlib.files import replace_atomically
-from simlib.similar.encoder import EncoderConfig, Ensemble, Member, SimilarityEncoder
+from simlib.similar.encoder import EncoderConfig, Ensemble, SimilarityEncoder
 from simlib.similar.index import ranked_scores
 from simlib.similar.model import (
     CROP_FRAMES,
@@ -42,7 +42,7 @@ from simlib.similar.model import (
     crops,
 )
 from simlib.train.corpus import describe, load_split
-from simlib.train.export import export, load_ensemble
+from simlib.train.export import RuntimeSettings, export, load_ensemble
 from simlib.train.pairs import (
     SimilarityWeights,
     mine_pairs,
@@ -302,7 +302,7 @@ def neighbour_quality(
 
 
 def save_weights(
-    encoders: list[Member], path: Path, runtime: RuntimeSettings | None = None
+    encoders: list[SimilarityEncoder], path: Path, runtime: RuntimeSettings | None = None
 ) -> None:
     """Write `encoders` (an ensemble if several) as a similarity checkpoint, with the
     settings the runtime embeds and ranks by."""
@@ -320,16 +320,6 @@ def save_weights(
 def checkpoint_path(out_path: Path) -> Path:
     """Where training state is kept between runs: next to the weights file."""
     return out_path.with_name(out_path.name + ".ckpt")
-
-
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """What a checkpoint tells the runtime beyond its encoders (nothing in them trains)."""
-
-    n_crops: int = N_CROPS
-    """Crops per track embedding."""
-    timbre_share: float = 0.0
-    """Share of a score given to timbre statistics standardised on the library."""
 
 
 @dataclass
@@ -350,7 +340,7 @@ class _TrainingSet:
     timbre_share: float = 0.0
     """The runtime's: validation ranks as `simlib similar` will."""
 
-    def quality(self, encoders: list[Member]) -> tuple[float, float, float, float]:
+    def quality(self, encoders: list[SimilarityEncoder]) -> tuple[float, float, float, float]:
         """`neighbour_quality` of the validation tracks embedded by `encoders` with the
         runtime's timbre share."""
         ensemble = Ensemble(encoders, self.timbre_share)
@@ -428,7 +418,7 @@ def train_similarity(
     starts, runtime = None, runtime or RuntimeSettings()
     if init_weights is not None:
         starts, settings = load_ensemble(init_weights)
-        runtime = RuntimeSettings(settings["n_crops"], settings["timbre_share"])
+        runtime = RuntimeSettings.of(settings)
     training_set = _TrainingSet(
         data=data,
         train_tags=[None if v else t for t, v in zip(kept_tags, is_val, strict=True)],
