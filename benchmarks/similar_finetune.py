@@ -4,12 +4,13 @@ The library is the held-out TEST packages (`simlib.train.corpus`), music the wei
 never heard. Its albums are split in two halves by a hash of the album name: one half
 keeps its tags (the user's tags), the other half's tracks are given no tags. The weights
 are fine-tuned as `simlib train similarity` does (`train_similarity` from the weights in
-use with its defaults, `--minutes` of training); then every track of the untagged half
+use with its defaults, `--minutes` of training, then the album scatter of the tagged
+albums blended in); then every track of the untagged half
 whose album has >= 5 tracks queries the whole library, before and after. Both halves
 take the untagged role in turn (two fine-tunings); the table pools their queries.
 
     python benchmarks/similar_finetune.py --corpus ~/simlib-corpus [--weights W.pt] \
-        [--minutes 10] [--side val]
+        [--minutes 8] [--side val] [--own-scatter-share 0.25]
 """
 
 from __future__ import annotations
@@ -26,12 +27,19 @@ import torch
 from similar import precision_at_10, simlib_distances
 
 from simlib import weights as model_weights
+from simlib.api import TRAINING_MINUTES
 from simlib.audio import decode
 from simlib.audio.features import log_mel
 from simlib.catalog import read_tags
 from simlib.similar.model import SimilarityModel
 from simlib.train.corpus import CorpusTrack, load_split
-from simlib.train.similarity import FINE_TUNING, TrainConfig, TrainMetrics, train_similarity
+from simlib.train.similarity import (
+    FINE_TUNING,
+    OWN_SCATTER_SHARE,
+    TrainConfig,
+    TrainMetrics,
+    train_similarity,
+)
 
 METRICS = ("album", "artist", "album, other artists")
 
@@ -60,6 +68,7 @@ def fold(
     weights: Path,
     minutes: float,
     config: TrainConfig | None = None,
+    own_scatter_share: float = OWN_SCATTER_SHARE,
 ) -> tuple[list[int], SimilarityModel, TrainMetrics, float]:
     """Fine-tune on the tags of albums `given`: (queries, model, metrics, wall minutes)."""
     tracks = [
@@ -76,6 +85,7 @@ def fold(
             init_weights=weights,
             config=config,
             cache_dir=Path.home() / ".cache/simlib/similarity",
+            own_scatter_share=own_scatter_share,
         )
         wall_min = (time.monotonic() - started) / 60
         model = SimilarityModel.load(out.with_suffix(".onnx"))
@@ -103,10 +113,18 @@ def main() -> None:
         default=model_weights.shipped_path("similarity", "training"),
         help="checkpoint to start from (default: the shipped one)",
     )
-    parser.add_argument("--minutes", type=float, default=10.0, help="per fine-tuning")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=TRAINING_MINUTES["similarity"],
+        help="of encoder training per fold (default: simlib train similarity's)",
+    )
     parser.add_argument("--side", choices=("test", "val"), default="test")
     parser.add_argument("--lr", type=float, default=None, help="default: simlib train's")
     parser.add_argument("--anchor", type=float, default=None, help="default: simlib train's")
+    parser.add_argument(
+        "--own-scatter-share", type=float, default=OWN_SCATTER_SHARE, help="of the album scatter"
+    )
     args = parser.parse_args()
     changes = {"learning_rate": args.lr, "anchor": args.anchor}
     config = replace(FINE_TUNING, **{k: v for k, v in changes.items() if v is not None})
@@ -121,7 +139,9 @@ def main() -> None:
     before = simlib_distances(start.embed_many(mels), start)
     rows: dict[str, list] = {"before (weights in use)": [], "after fine-tuning": []}
     for k, given in enumerate(halves):
-        queries, model, metrics, wall_min = fold(library, given, args.weights, args.minutes, config)
+        queries, model, metrics, wall_min = fold(
+            library, given, args.weights, args.minutes, config, args.own_scatter_share
+        )
         after = simlib_distances(model.embed_many(mels), model)
         print(
             f"fold {k + 1}: tags of {len(given)} albums given, {len(queries)} tracks of"

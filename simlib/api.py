@@ -195,11 +195,16 @@ def _check_noise_dir(noise_dir: Path | None) -> None:
         )
 
 
+TRAINING_MINUTES = {"fingerprint": 20.0, "similarity": 0.0}
+"""Default budgets of `train`. Similarity: none, so only the album scatter of your tags is
+measured; fine-tuning the encoders lost album-P@10 on held-out albums (docs/benchmarks.md)."""
+
+
 def train(
     kind: str,
     *,
     home: Path | str | None = None,
-    minutes: float = 20.0,
+    minutes: float | None = None,
     noise_dir: Path | None = None,
     progress: Callable[[dict], None] | None = None,
     rescan: bool = True,
@@ -208,14 +213,18 @@ def train(
 
     `kind` is "fingerprint" (needs no labels; `noise_dir` holds speech/ and ambient/ WAV
     clips mixed into the training views) or "similarity" (pairs from the tracks' tags;
-    untagged tracks give none). Training starts from the weights in use, resumes after an
-    interruption, and saves a checkpoint and its ONNX export to `simlib.weights.local_path`,
-    which from then on replace the shipped weights for this home. `progress` gets a dict per
-    update. Returns metrics.
+    untagged tracks give none; then the album scatter of the tagged albums). `minutes`
+    bounds training (default `TRAINING_MINUTES`). Training starts from the weights in use,
+    resumes after an interruption, and saves a checkpoint and its ONNX export to
+    `simlib.weights.local_path`, which from then on replace the shipped weights for this
+    home. `progress` gets a dict per update. Returns metrics.
     """
     if kind not in weights.TABLE:
         raise SimlibError(f"unknown model {kind!r}: train fingerprint or similarity")
+    minutes = TRAINING_MINUTES[kind] if minutes is None else minutes
     if kind == weights.FINGERPRINT.name:
+        if minutes <= 0:
+            raise SimlibError("train fingerprint needs more than 0 minutes")
         _check_noise_dir(noise_dir)
     with session(home) as (catalog, _settings):
         tracks = catalog.library()

@@ -438,8 +438,14 @@ def train(
     model: Annotated[str, typer.Argument(metavar="MODEL", help="fingerprint or similarity")],
     home: HomeOption = None,
     minutes: Annotated[
-        float, typer.Option(min=0.01, metavar="M", help="Training time budget, minutes.")
-    ] = 20.0,
+        float | None,
+        typer.Option(
+            min=0.0,
+            metavar="M",
+            help="Training time budget, minutes (default: fingerprint 20; similarity 0,"
+            " only the album scatter of your tags).",
+        ),
+    ] = None,
     noise: Annotated[
         Path | None,
         typer.Option(
@@ -467,7 +473,8 @@ def train(
         console=err,
         disable=as_json,
     )
-    task = bar.add_task("train", total=minutes * 60, model=model, loss=float("nan"), rate="")
+    budget_s = 60 * (api.TRAINING_MINUTES[model] if minutes is None else minutes)
+    task = bar.add_task("train", total=budget_s, model=model, loss=float("nan"), rate="")
     started = time.monotonic()
 
     def progress(update: dict) -> None:

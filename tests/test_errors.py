@@ -112,7 +112,7 @@ USAGE_ERRORS = [
     ["similar", "--count", "0", "x.mp3"],
     ["train"],
     ["train", "tempo"],
-    ["train", "similarity", "--minutes", "0"],
+    ["train", "similarity", "--minutes", "-1"],
     ["train", "fingerprint", "--noise", "/no/such/folder"],
     ["watch", "--workers", "0"],
     ["roots", "--bogus"],

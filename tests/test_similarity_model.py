@@ -316,7 +316,8 @@ def test_timbre_statistics_are_a_part_the_index_standardises_with_its_share(
     )
     model = SimilarityModel.load(tmp_path / "sim.onnx")
     assert (model.n_crops, model.dim) == (4, TINY.dim + 2 * N_MELS)
-    assert model.ranking == [[TINY.dim, 0.75, False], [2 * N_MELS, 0.25, True]]
+    parts = [[TINY.dim, 0.75, False], [2 * N_MELS, 0.25, True]]
+    assert model.ranking["parts"] == parts and model.ranking["album_scatter"]
     mels = [log_mel(_tone(6.0 + k, f, k)) for k, f in enumerate((200.0, 900.0, 300.0, 2000.0))]
     vectors = model.embed_many(mels)
     bands = np.stack([crops(m, 4).transpose(0, 2, 1) for m in mels])  # (tracks, crops, mels, t)
@@ -331,15 +332,107 @@ def test_timbre_statistics_are_a_part_the_index_standardises_with_its_share(
     expected = 0.75 * cosines(embedding - embedding.mean(0)) + 0.25 * cosines(
         (timbre - timbre.mean(0)) / timbre.std(0)
     )
-    np.testing.assert_allclose(ranked_scores(vectors, model.ranking), expected, atol=1e-5)
+    unwhitened = {"parts": parts, "album_scatter": ""}
+    np.testing.assert_allclose(ranked_scores(vectors, unwhitened), expected, atol=1e-5)
     tuned = train_similarity(
         tracks, tmp_path / "tuned.pt", epochs=1, val_fraction=0.2, init_weights=tmp_path / "sim.pt"
     )
     assert tuned.members == 1 and load_ensemble(tmp_path / "tuned.pt")[1]["timbre_share"] == 0.25
-    assert SimilarityModel.load(tmp_path / "tuned.onnx").ranking == model.ranking
+    assert SimilarityModel.load(tmp_path / "tuned.onnx").ranking["parts"] == parts
     set_similarity_runtime(tmp_path / "tuned.pt", n_crops=8, timbre_share=0.0)
     plain = SimilarityModel.load(export("similarity", tmp_path / "tuned.pt"))
-    assert (plain.n_crops, plain.dim, plain.ranking) == (8, TINY.dim, [[TINY.dim, 1.0, False]])
+    assert (plain.n_crops, plain.dim) == (8, TINY.dim)
+    assert plain.ranking["parts"] == [[TINY.dim, 1.0, False]]
+    assert plain.ranking["album_scatter"] == ""  # measured with the old settings: dropped
+
+
+def _hand_ranked(vectors: np.ndarray) -> np.ndarray:
+    """An embedding part centred and a statistics part standardised on the library, each
+    unit length, times the square roots of 0.75 and 0.25: the space of the test below."""
+    embedding, timbre = vectors[:, : TINY.dim], vectors[:, TINY.dim :]
+    parts = [embedding - embedding.mean(0), (timbre - timbre.mean(0)) / timbre.std(0)]
+    units = [part / np.linalg.norm(part, axis=1, keepdims=True) for part in parts]
+    return np.concatenate([np.sqrt(0.75) * units[0], np.sqrt(0.25) * units[1]], axis=1)
+
+
+def _hand_scatter(ranked: np.ndarray, albums: list[str | None]) -> np.ndarray:
+    deviations = [
+        ranked[i] - ranked[[j for j, b in enumerate(albums) if b == a]].mean(0)
+        for i, a in enumerate(albums)
+        if a and albums.count(a) > 1
+    ]
+    return sum(np.outer(d, d) for d in deviations) / len(deviations)
+
+
+def test_training_measures_the_album_scatter_and_fine_tuning_blends_in_the_library_own(
+    tracks, tmp_path: Path
+) -> None:
+    from simlib.similar.index import unpack_scatter
+    from simlib.train.similarity import OWN_SCATTER_SHARE, track_data
+
+    torch.set_num_threads(1)
+    config = TrainConfig(batch_pairs=16, learning_rate=5e-3, val_every=1)
+    runtime = RuntimeSettings(n_crops=4, timbre_share=0.25)
+    train_similarity(
+        tracks, tmp_path / "sim.pt", epochs=1, seed=1, val_fraction=0.2, config=config,
+        architecture=TINY, runtime=runtime,
+    )  # fmt: skip
+    model = SimilarityModel.load(tmp_path / "sim.onnx")
+    crops_of = np.stack([track_data(p, n_crops=4).eval_crops for p, _ in tracks])
+    vectors = model.session.run(None, {"crops": crops_of.astype(np.float32)})[0]
+    albums = [t.album.lower() if t else None for _, t in tracks]
+    scatter = unpack_scatter(model.ranking["album_scatter"])
+    np.testing.assert_allclose(scatter, _hand_scatter(_hand_ranked(vectors), albums), atol=1e-5)
+    # a library with one album's tags only; no epoch, so the weights stay as they were
+    own_tags = [(p, t if t and t.album == "album 1" else None) for p, t in tracks]
+    train_similarity(own_tags, tmp_path / "tuned.pt", epochs=0, init_weights=tmp_path / "sim.pt")
+    tuned = SimilarityModel.load(tmp_path / "tuned.onnx")
+    own = _hand_scatter(_hand_ranked(vectors), [a if a == "album 1" else None for a in albums])
+    expected = (1 - OWN_SCATTER_SHARE) * scatter + OWN_SCATTER_SHARE * own
+    np.testing.assert_allclose(unpack_scatter(tuned.ranking["album_scatter"]), expected, atol=1e-5)
+
+
+def test_whitening_by_the_album_scatter_ranks_album_mates_first() -> None:
+    """Albums set apart by small offsets in four dimensions, their tracks spread widely in
+    four others: the plain cosine mixes albums, the whitened one does not."""
+    from simlib.similar.index import (
+        Ranking,
+        _whitener,
+        album_scatter,
+        library_ranked,
+        pack_scatter,
+        unpack_scatter,
+    )
+
+    rng = np.random.default_rng(0)
+    albums = [f"album {k // 5}" for k in range(30)]
+    offsets = rng.standard_normal((6, 4))
+    vectors = np.concatenate(
+        [
+            np.repeat(offsets, 5, axis=0) + 0.05 * rng.standard_normal((30, 4)),
+            1.5 * rng.standard_normal((30, 4)),
+        ],
+        axis=1,
+    ).astype(np.float32)
+
+    def album_precision(scores: np.ndarray) -> float:
+        np.fill_diagonal(scores, -np.inf)
+        top = np.argsort(-scores, axis=1)[:, :4]
+        return float(np.mean([[albums[j] == albums[i] for j in row] for i, row in enumerate(top)]))
+
+    parts = [[8, 1.0, False]]
+    scatter = album_scatter(library_ranked(vectors, Ranking.plain(8)), albums)
+    packed = pack_scatter(scatter)
+    np.testing.assert_array_equal(unpack_scatter(packed), scatter.astype(np.float32))
+    whitener = _whitener(packed, 0.1).astype(np.float64)
+    ridge = 0.1 * np.trace(scatter) / 8
+    np.testing.assert_allclose(
+        whitener @ (unpack_scatter(packed) + ridge * np.eye(8)) @ whitener, np.eye(8), atol=1e-4
+    )
+    plain = album_precision(ranked_scores(vectors, {"parts": parts, "album_scatter": ""}))
+    settings = {"parts": parts, "album_scatter": packed, "scatter_ridge": 0.1}
+    whitened = album_precision(ranked_scores(vectors, settings))
+    assert plain < 0.4 and whitened > 0.9
 
 
 def test_training_crops_mask_runs_of_bands_and_frames_at_the_mean_level() -> None:

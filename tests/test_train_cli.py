@@ -8,7 +8,9 @@ from typer.testing import CliRunner
 
 from simlib import api
 from simlib.cli import app
+from simlib.train.export import load_ensemble
 from simlib.weights import local_path as local_weights
+from simlib.weights import shipped_path
 
 runner = CliRunner()
 
@@ -27,6 +29,19 @@ def test_train_similarity_saves_local_weights_and_reembeds(home, library):
     assert after != before
     [similar] = api.similar([next(library.rglob("*.flac"))], n=3)
     assert len(similar.results) == 3
+
+
+def test_train_similarity_by_default_only_measures_the_album_scatter_of_your_tags(home, library):
+    api.scan([library], workers=1)
+    result = runner.invoke(app, ["train", "similarity", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["steps"] == 0
+    shipped = load_ensemble(shipped_path("similarity", "training"))
+    tuned = load_ensemble(local_weights(home, "similarity", "training"))
+    for before, after in zip(shipped[0], tuned[0], strict=True):
+        for a, b in zip(before.state_dict().values(), after.state_dict().values(), strict=True):
+            assert np.array_equal(a.numpy(), b.numpy())
+    assert tuned[1]["album_scatter"] and tuned[1]["album_scatter"] != shipped[1]["album_scatter"]
 
 
 def test_train_fingerprint_with_a_noise_folder(home, library, tmp_path):
@@ -52,3 +67,6 @@ def test_train_needs_a_library_and_a_known_model(home, library):
     api.scan([library], workers=1)
     result = runner.invoke(app, ["train", "tempo"])
     assert result.exit_code == 2 and "unknown model" in result.stderr  # a usage error
+    no_time = ["train", "fingerprint", "--minutes", "0", "--noise", str(library)]
+    result = runner.invoke(app, no_time)
+    assert result.exit_code == 1 and "more than 0 minutes" in result.stderr

@@ -52,7 +52,7 @@ class SimilarityStage:
     def __init__(self, model: SimilarityModel) -> None:
         self.model = model
         self.version = model.version
-        self.index_params = {"parts": model.ranking}
+        self.index_params = {"ranking": model.ranking}
 
     def embed(self, mel: np.ndarray) -> np.ndarray:
         return self.model.embed(mel)

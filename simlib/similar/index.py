@@ -10,6 +10,11 @@ figures). Statistics mean something only against the library's own spread: a ban
 varies little in this library should not count as much as one that tells its tracks
 apart. The centre and the spread adapt to each library.
 
+A model may also carry the scatter of its training library's tracks around their album's
+mean, in that space (`album_scatter`): scores are then cosines after whitening by it, so
+that the ways an album's own tracks differ count less than the ways albums differ (within-
+class covariance normalisation; `simlib train similarity` refits it on a library's tags).
+
 The file is all there is. Annoy item ids are the catalog's track ids, which start at 1.
 Item 0 holds the centre; when a part is standardised, the item after the last track
 holds the spread. `build` replaces the file atomically: a reader has the old file
@@ -19,7 +24,10 @@ and never a centre from another build.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +58,8 @@ class Ranking:
     """How the index compares track vectors: their parts, in order."""
 
     parts: tuple[Part, ...]
+    whitener: np.ndarray | None = field(default=None, compare=False)
+    """(dim, dim) inverse square root of the album scatter plus a ridge, or None."""
 
     @classmethod
     def plain(cls, dim: int) -> Ranking:
@@ -57,9 +67,16 @@ class Ranking:
         return cls((Part(dim),))
 
     @classmethod
-    def from_settings(cls, settings: list | None, dim: int) -> Ranking:
-        """The ranking a model's settings name ([[size, share, standardised], ...]), or
-        `plain(dim)` for a model without one."""
+    def from_settings(cls, settings: dict | list | None, dim: int) -> Ranking:
+        """The ranking a model's settings name: {"parts": [[size, share, standardised],
+        ...], "album_scatter": `pack_scatter` text or "", "scatter_ridge": r}, or the parts
+        list alone, or nothing (`plain(dim)`)."""
+        if isinstance(settings, dict):
+            scatter = settings.get("album_scatter") or ""
+            ranking = cls.from_settings(settings["parts"], dim)
+            if not scatter:
+                return ranking
+            return cls(ranking.parts, _whitener(scatter, float(settings["scatter_ridge"])))
         if not settings:
             return cls.plain(dim)
         total = sum(float(w) for _, w, _ in settings)
@@ -82,13 +99,14 @@ class Ranking:
 
     def apply(self, vectors: np.ndarray, centre: np.ndarray, spread: np.ndarray) -> np.ndarray:
         """(n, dim) vectors in the space the index ranks in: each part centred, divided by
-        the spread, unit length, times the square root of its share (so that a dot product
-        is the score)."""
+        the spread, unit length, times the square root of its share, then whitened by the
+        album scatter and made unit length again (so that a dot product is the score)."""
         scaled = (np.asarray(vectors, dtype=np.float32) - centre) / spread
-        return np.concatenate(
-            [np.sqrt(part.share) * _unit(scaled[:, dims]) for part, dims in self._slices()],
+        joined = np.concatenate(
+            [math.sqrt(part.share) * _unit(scaled[:, dims]) for part, dims in self._slices()],
             axis=1,
         )
+        return joined if self.whitener is None else _unit(joined @ self.whitener)
 
     def _slices(self) -> list[tuple[Part, slice]]:
         ends = np.cumsum([p.size for p in self.parts]).tolist()
@@ -99,21 +117,21 @@ def build(
     path: Path,
     ids: np.ndarray,
     vectors: np.ndarray,
-    parts: list | None = None,
+    ranking: dict | list | None = None,
     n_trees: int = N_TREES,
 ) -> None:
     """Write the index of `vectors[i]` under item id `ids[i]` (>= 1) to `path`, atomically;
-    `parts` are the model's ranking settings (`Ranking.from_settings`)."""
+    `ranking` is the model's ranking settings (`Ranking.from_settings`)."""
     dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.shape[0] else 1
-    ranking = Ranking.from_settings(parts, dim)
-    centre, spread = ranking.fit(vectors, dim)
+    ranked_by = Ranking.from_settings(ranking, dim)
+    centre, spread = ranked_by.fit(vectors, dim)
     index = AnnoyIndex(dim, "angular")
     index.add_item(CENTRE_ID, centre.tolist())
     if len(ids):
-        ranked = ranking.apply(vectors, centre, spread)
+        ranked = ranked_by.apply(vectors, centre, spread)
         for track_id, vector in zip(ids.tolist(), ranked, strict=True):
             index.add_item(int(track_id), vector.tolist())
-    if ranking.standardises:
+    if ranked_by.standardises:
         index.add_item(int(max(ids.tolist(), default=CENTRE_ID)) + 1, spread.tolist())
     index.build(n_trees, n_jobs=1)
     replace_atomically(path, lambda temporary: index.save(str(temporary)))
@@ -123,9 +141,9 @@ def build(
 class TrackIndex:
     """A memory-mapped track index; several processes share the pages."""
 
-    def __init__(self, path: Path, dim: int, parts: list | None = None) -> None:
+    def __init__(self, path: Path, dim: int, ranking: dict | list | None = None) -> None:
         self.dim = dim
-        self.ranking = Ranking.from_settings(parts, dim)
+        self.ranking = Ranking.from_settings(ranking, dim)
         self._index = AnnoyIndex(dim, "angular")
         self._index.load(str(path), prefault=False)
         self.centre = np.asarray(self._index.get_item_vector(CENTRE_ID), dtype=np.float32)
@@ -168,11 +186,55 @@ class TrackIndex:
         )
 
 
-def ranked_scores(vectors: np.ndarray, parts: list | None = None) -> np.ndarray:
+def ranked_scores(vectors: np.ndarray, ranking: dict | list | None = None) -> np.ndarray:
     """(n, n) scores between all (n, dim) `vectors`, as an index built over them ranks."""
-    ranking = Ranking.from_settings(parts, vectors.shape[1])
-    ranked = ranking.apply(vectors, *ranking.fit(vectors, vectors.shape[1]))
+    ranked = library_ranked(vectors, Ranking.from_settings(ranking, vectors.shape[1]))
     return ranked @ ranked.T
+
+
+def library_ranked(vectors: np.ndarray, ranking: Ranking) -> np.ndarray:
+    """(n, dim) `vectors` in the space `ranking` ranks them in, as a library of their own."""
+    return ranking.apply(vectors, *ranking.fit(vectors, vectors.shape[1]))
+
+
+def album_scatter(ranked: np.ndarray, albums: list[str | None]) -> np.ndarray | None:
+    """The mean outer product of (n, dim) `ranked` vectors minus their album's mean, over
+    albums with two tracks or more; None without such an album."""
+    scatter, counted = np.zeros((ranked.shape[1],) * 2), 0
+    for album in sorted({a for a in albums if a}):  # one summation order: one result
+        rows = ranked[[i for i, a in enumerate(albums) if a == album]].astype(np.float64)
+        if len(rows) > 1:
+            rows = rows - rows.mean(axis=0)
+            scatter += rows.T @ rows
+            counted += len(rows)
+    return scatter / counted if counted else None
+
+
+def pack_scatter(scatter: np.ndarray) -> str:
+    """A symmetric matrix as text for a model's settings: its upper triangle, float32,
+    base64."""
+    upper = scatter[np.triu_indices(len(scatter))].astype("<f4")
+    return base64.b64encode(upper.tobytes()).decode("ascii")
+
+
+def unpack_scatter(text: str) -> np.ndarray:
+    upper = np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float64)
+    dim = int((np.sqrt(8 * len(upper) + 1) - 1) / 2)  # len(upper) = dim (dim + 1) / 2
+    matrix = np.zeros((dim, dim))
+    matrix[np.triu_indices(dim)] = upper
+    return matrix + np.triu(matrix, 1).T
+
+
+@lru_cache(maxsize=4)
+def _whitener(text: str, ridge_share: float) -> np.ndarray:
+    """(scatter + ridge)^-1/2 of a packed scatter, the ridge `ridge_share` times its mean
+    variance; cached: every index and query of a model uses the same."""
+    scatter = unpack_scatter(text)
+    ridge = ridge_share * np.trace(scatter) / len(scatter)
+    variances, axes = np.linalg.eigh(scatter + ridge * np.eye(len(scatter)))
+    whitener = ((axes / np.sqrt(np.maximum(variances, ridge))) @ axes.T).astype(np.float32)
+    whitener.setflags(write=False)
+    return whitener
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

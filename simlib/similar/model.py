@@ -75,9 +75,9 @@ class SimilarityModel:
         self.n_crops = int(runtime.settings["n_crops"])
         self.crop_frames = int(runtime.settings["crop_frames"])
         self.dim = int(runtime.settings["dim"])
-        self.ranking: list | None = runtime.settings.get("ranking")
-        """The parts of a track vector and how the index weighs them
-        (`simlib.similar.index.Ranking.from_settings`); None: one embedding."""
+        self.ranking: dict | list | None = runtime.settings.get("ranking")
+        """The parts of a track vector, how the index weighs them and the album scatter it
+        whitens by (`simlib.similar.index.Ranking.from_settings`); None: one embedding."""
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> SimilarityModel:

@@ -3,10 +3,12 @@ settings and version in the ONNX metadata (`simlib.weights`).
 
     python -m simlib.train.export fingerprint simlib/weights/fingerprint.pt
     python -m simlib.train.export similarity simlib/weights/similarity.pt \
-        [--crops 32] [--timbre-share 0.4]
+        [--crops 32] [--timbre-share 0.4] [--scatter-ridge 0.1]
 
-A similarity checkpoint's runtime settings (crops per track, timbre share) train nothing;
-`--crops` and `--timbre-share` write them into the checkpoint before it is exported.
+A similarity checkpoint's runtime settings (crops per track, timbre share, the album
+scatter's ridge) train nothing; the options write them into the checkpoint before it is
+exported. `--crops` and `--timbre-share` drop its album scatter, measured with the old
+ones (`python -m simlib.train.similarity --init-weights CKPT --epochs 0` refits it).
 """
 
 from __future__ import annotations
@@ -63,12 +65,30 @@ class RuntimeSettings:
     """Crops per track embedding."""
     timbre_share: float = 0.0
     """Share of a score given to timbre statistics standardised on the library."""
+    album_scatter: str = ""
+    """The tracks' scatter around their album's mean in the space the two settings above
+    rank in (`simlib.similar.index.pack_scatter`), fitted on tags; "" for none."""
+    scatter_ridge: float = 0.1
+    """Added to the album scatter, times its mean variance, before the index whitens by
+    it: no direction is stretched more than a few times (chosen on VAL among 0.03-3,
+    SIMILARITY_MODEL_CARD.md)."""
 
     @classmethod
     def of(cls, blob: dict) -> RuntimeSettings:
         """The settings a checkpoint (or `load_ensemble`'s settings) holds; a checkpoint
-        from before the timbre part has none."""
-        return cls(int(blob["n_crops"]), float(blob.get("timbre_share", 0.0)))
+        from before the timbre part or the scatter has none."""
+        found = {
+            k: blob[k] for k in ("timbre_share", "album_scatter", "scatter_ridge") if k in blob
+        }
+        return cls(n_crops=int(blob["n_crops"]), **found)
+
+    def ranking(self, parts: list) -> dict:
+        """A model's ranking settings (`simlib.similar.index.Ranking.from_settings`)."""
+        return {
+            "parts": parts,
+            "album_scatter": self.album_scatter,
+            "scatter_ridge": self.scatter_ridge,
+        }
 
 
 def load_ensemble(checkpoint: Path) -> tuple[list[SimilarityEncoder], dict]:
@@ -83,11 +103,15 @@ def load_ensemble(checkpoint: Path) -> tuple[list[SimilarityEncoder], dict]:
     return members, {**asdict(RuntimeSettings.of(blob)), "crop_frames": int(blob["crop_frames"])}
 
 
-def set_similarity_runtime(checkpoint: Path, **settings: float) -> None:
+def set_similarity_runtime(checkpoint: Path, **settings: float | str) -> None:
     """Write `RuntimeSettings` fields into a similarity checkpoint (an unknown name is a
-    TypeError)."""
+    TypeError). A new crop count or timbre share changes the space the album scatter was
+    measured in: it is dropped unless given too."""
     blob = weights.read(checkpoint, weights.SIMILARITY.name)
-    runtime = replace(RuntimeSettings.of(blob), **settings)
+    runtime = RuntimeSettings.of(blob)
+    if {"n_crops", "timbre_share"} & settings.keys():
+        runtime = replace(runtime, album_scatter="")
+    runtime = replace(runtime, **settings)
     weights.write(checkpoint, weights.SIMILARITY.name, {**blob, **asdict(runtime)})
 
 
@@ -105,8 +129,11 @@ def export(name: str, checkpoint: Path, out: Path | None = None) -> Path:
     else:
         members, settings = load_ensemble(checkpoint)
         version = hashlib.blake2b(checkpoint.read_bytes(), digest_size=6).hexdigest()
-        module = Ensemble(members, settings.pop("timbre_share")).eval()
-        settings.update(dim=module.dim, ranking=module.ranking)
+        runtime = RuntimeSettings.of(settings)
+        module = Ensemble(members, runtime.timbre_share).eval()
+        for key in ("timbre_share", "album_scatter", "scatter_ridge"):
+            del settings[key]
+        settings.update(dim=module.dim, ranking=runtime.ranking(module.ranking))
         shape = (1, settings["n_crops"], settings["crop_frames"], members[0].config.n_mels)
         example = torch.zeros(shape)
         names = {"crops": {0: "tracks"}, "vectors": {0: "tracks"}}
@@ -145,11 +172,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="default: beside the checkpoint")
     parser.add_argument("--crops", type=int, help="similarity: crops per track, written first")
     parser.add_argument("--timbre-share", type=float, help="similarity: written first")
+    parser.add_argument("--scatter-ridge", type=float, help="similarity: written first")
     args = parser.parse_args()
-    runtime = {"n_crops": args.crops, "timbre_share": args.timbre_share}
+    runtime = {
+        "n_crops": args.crops,
+        "timbre_share": args.timbre_share,
+        "scatter_ridge": args.scatter_ridge,
+    }
     runtime = {k: v for k, v in runtime.items() if v is not None}
     if runtime and args.name != weights.SIMILARITY.name:
-        parser.error("--crops and --timbre-share are similarity settings")
+        parser.error("--crops, --timbre-share and --scatter-ridge are similarity settings")
     if runtime:
         set_similarity_runtime(args.checkpoint, **runtime)
     print(export(args.name, args.checkpoint, args.out))

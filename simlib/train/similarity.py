@@ -9,6 +9,11 @@ reproduces the shipped weights:
     python -m simlib.train.similarity --corpus ~/simlib-corpus \
         --extra ~/simlib-corpus-extra --out simlib/weights/similarity.pt
 
+Every run ends by measuring how the library's tracks scatter around their album's mean
+(`fit_album_scatter`), which the index whitens by; fine-tuning blends it with the scatter
+of the weights it starts from. `--init-weights W --epochs 0` trains nothing and only
+refits it (after `simlib.train.export` changed the crops or the timbre share).
+
 Pairs come from the TRAIN packages of the corpus split (`simlib.train.corpus`: the
 development corpus's TRAIN packages and the usable extra ones); each member keeps its
 epoch that ranks the VAL packages best among themselves; TEST packages are never read.
@@ -22,7 +27,7 @@ import hashlib
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +40,14 @@ from simlib.audio.features import LOG_FLOOR, log_mel
 from simlib.catalog import read_tags
 from simlib.files import replace_atomically
 from simlib.similar.encoder import EncoderConfig, Ensemble, SimilarityEncoder
-from simlib.similar.index import ranked_scores
+from simlib.similar.index import (
+    Ranking,
+    album_scatter,
+    library_ranked,
+    pack_scatter,
+    ranked_scores,
+    unpack_scatter,
+)
 from simlib.similar.model import (
     CROP_FRAMES,
     N_CROPS,
@@ -55,6 +67,10 @@ TRAIN_WINDOWS = 16
 """Non-silent windows kept per track for training; training crops are cut inside them."""
 WINDOW_FRAMES = CROP_FRAMES + 200
 """A window is one crop plus 2 s of room to jitter the crop position."""
+OWN_SCATTER_SHARE = 0.25
+"""Share of a library's own album scatter when fine-tuning blends it with the one of the
+weights it starts from: half of a library's albums are too few to stand alone (chosen on
+VAL among 0.25-1, SIMILARITY_MODEL_CARD.md)."""
 
 
 @dataclass(frozen=True)
@@ -137,15 +153,16 @@ class TrackData:
     windows: np.ndarray
     """(TRAIN_WINDOWS, WINDOW_FRAMES, N_MELS)"""
     eval_crops: np.ndarray
-    """(N_CROPS, CROP_FRAMES, N_MELS): what `SimilarityModel.embed` sees with N_CROPS crops."""
+    """(n_crops, CROP_FRAMES, N_MELS): what `SimilarityModel.embed` sees with n_crops crops."""
 
 
-def track_data(path: Path, cache_dir: Path | None = None) -> TrackData:
-    """Decode a track once and cut its training windows and inference crops (cached if asked)."""
+def track_data(path: Path, cache_dir: Path | None = None, n_crops: int = N_CROPS) -> TrackData:
+    """Decode a track once and cut its training windows and `n_crops` inference crops
+    (cached if asked)."""
     cache = None
     if cache_dir is not None:
         stat = path.stat()
-        key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{WINDOW_FRAMES}|{N_CROPS}"
+        key = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{WINDOW_FRAMES}|{n_crops}"
         cache = cache_dir / (hashlib.blake2b(key.encode(), digest_size=12).hexdigest() + ".npz")
         if cache.exists():
             with np.load(cache) as saved:
@@ -153,7 +170,7 @@ def track_data(path: Path, cache_dir: Path | None = None) -> TrackData:
     mel = log_mel(decode(path))
     data = TrackData(
         crops(mel, TRAIN_WINDOWS, WINDOW_FRAMES).astype(np.float16),
-        crops(mel, N_CROPS, CROP_FRAMES).astype(np.float16),
+        crops(mel, n_crops, CROP_FRAMES).astype(np.float16),
     )
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -301,6 +318,31 @@ def neighbour_quality(
     )
 
 
+def fit_album_scatter(
+    ensemble: Ensemble, data: list[TrackData], albums: list[str | None]
+) -> np.ndarray | None:
+    """The scatter of a library's tracks around their album's mean, in the space its index
+    ranks in before whitening; None without an album of two tagged tracks."""
+    if sum(1 for a in albums if a) < 2:
+        return None
+    vectors = embed_tracks(ensemble, data)
+    return album_scatter(
+        library_ranked(vectors, Ranking.from_settings(ensemble.ranking, ensemble.dim)), albums
+    )
+
+
+def with_album_scatter(
+    runtime: RuntimeSettings, own: np.ndarray | None, share: float
+) -> RuntimeSettings:
+    """`runtime` with the album scatter `own`, given `share` of a blend with the one
+    `runtime` holds (if any)."""
+    if own is None:
+        return runtime
+    if runtime.album_scatter:
+        own = (1 - share) * unpack_scatter(runtime.album_scatter) + share * own
+    return replace(runtime, album_scatter=pack_scatter(own))
+
+
 def save_weights(
     encoders: list[SimilarityEncoder], path: Path, runtime: RuntimeSettings | None = None
 ) -> None:
@@ -379,6 +421,7 @@ def train_similarity(
     progress: Callable[[TrainingUpdate], None] | None = None,
     val_tracks: list[tuple[Path, Tags | None]] | None = None,
     runtime: RuntimeSettings | None = None,
+    own_scatter_share: float = OWN_SCATTER_SHARE,
 ) -> TrainMetrics:
     """Train (or fine-tune `init_weights`) and save the best-validating encoders to `out_path`.
 
@@ -394,18 +437,24 @@ def train_similarity(
     ranked among themselves only, as a library of albums and artists the pairs never
     showed.
     `architecture` sizes new encoders. `runtime` is written with the weights (default:
-    that of `init_weights`, else `RuntimeSettings()`). Ctrl-C saves
+    that of `init_weights`, else `RuntimeSettings()`), with the album scatter of the
+    tracks (not `val_tracks`) measured by the best encoders; fine-tuning gives it
+    `own_scatter_share` of a blend with the scatter of `init_weights`. Ctrl-C saves
     the checkpoint of the member in training (`checkpoint_path(member_path(...))`) and
     re-raises; the next call with `resume=True` continues from it.
     """
     if minutes is None and epochs is None:
         raise ValueError("give minutes or epochs")
     config = config or (FINE_TUNING if init_weights is not None else TrainConfig())
+    starts, runtime = None, runtime or RuntimeSettings()
+    if init_weights is not None:
+        starts, settings = load_ensemble(init_weights)
+        runtime = RuntimeSettings.of(settings)
     kept_paths, kept_tags, data, held = [], [], [], []
     given = [(p, t, False) for p, t in tracks] + [(p, t, True) for p, t in val_tracks or []]
     for path, tags, is_held in given:
         try:
-            data.append(track_data(Path(path), cache_dir))
+            data.append(track_data(Path(path), cache_dir, runtime.n_crops))
         except (DecodeError, OSError):
             continue
         kept_paths.append(str(path))
@@ -415,10 +464,6 @@ def train_similarity(
     if not is_val.any():
         is_val = _val_mask(kept_paths, kept_tags, val_fraction)
     sim_all = similarity_matrix(kept_tags, weights)
-    starts, runtime = None, runtime or RuntimeSettings()
-    if init_weights is not None:
-        starts, settings = load_ensemble(init_weights)
-        runtime = RuntimeSettings.of(settings)
     training_set = _TrainingSet(
         data=data,
         train_tags=[None if v else t for t, v in zip(kept_tags, is_val, strict=True)],
@@ -445,7 +490,14 @@ def train_similarity(
             )
         )
     best = [load_ensemble(member_path(out_path, m, count))[0][0] for m in range(count)]
-    save_weights(best, out_path, runtime)
+    library = ~np.array(held, dtype=bool)
+    own = fit_album_scatter(
+        Ensemble(best, runtime.timbre_share),
+        [d for d, keep in zip(data, library, strict=True) if keep],
+        [a for a, keep in zip(training_set.albums, library, strict=True) if keep],
+    )
+    share = own_scatter_share if starts is not None else 1.0
+    save_weights(best, out_path, with_album_scatter(runtime, own, share))
     export(model_weights.SIMILARITY.name, out_path)
     tag_sim, tag_random, album_p, album_random = training_set.quality(best)
     return TrainMetrics(
@@ -502,6 +554,9 @@ def _train_member(
     )
     state = {"epoch": 0, "step": 0, "elapsed_s": 0.0, "steps": 0, "pairs": 0, "best": -1.0}
     state.update({"best_epoch": -1, "loss": float("nan"), "val_at": -1, "steps_per_epoch": 1})
+    if budget_s <= 0 or max_epochs <= 0:  # nothing trains: the start is kept unvalidated
+        save_weights([encoder], out_path)
+        return {**state, "best_epoch": 0}
     ckpt = checkpoint_path(out_path)
     if run.resume and ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -619,6 +674,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-mask", type=int, default=0, help="most frames masked")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache/simlib/similarity")
     parser.add_argument("--no-resume", action="store_true")
+    parser.add_argument(
+        "--init-weights",
+        type=Path,
+        help="start from this checkpoint (--epochs 0: refit the scatter)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     split = load_split(args.corpus, args.extra)
@@ -643,6 +703,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         members=args.members,
         resume=not args.no_resume,
+        init_weights=args.init_weights,
         config=TrainConfig(
             learning_rate=args.lr, freq_mask=args.freq_mask, time_mask=args.time_mask
         ),
