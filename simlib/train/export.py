@@ -18,7 +18,7 @@ import hashlib
 import io
 import json
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import onnx
@@ -77,10 +77,8 @@ class RuntimeSettings:
     def of(cls, blob: dict) -> RuntimeSettings:
         """The settings a checkpoint (or `load_ensemble`'s settings) holds; a checkpoint
         from before the timbre part or the scatter has none."""
-        found = {
-            k: blob[k] for k in ("timbre_share", "album_scatter", "scatter_ridge") if k in blob
-        }
-        return cls(n_crops=int(blob["n_crops"]), **found)
+        found = {f.name: blob[f.name] for f in fields(cls) if f.name in blob}
+        return cls(**{**found, "n_crops": int(blob["n_crops"])})
 
     def ranking(self, parts: list) -> dict:
         """A model's ranking settings (`simlib.similar.index.Ranking.from_settings`)."""
@@ -127,13 +125,16 @@ def export(name: str, checkpoint: Path, out: Path | None = None) -> Path:
         module, example = encoder, torch.zeros(1, encoder.config["frames"], N_MELS)
         names = {"mel": {0: "segments"}, "vectors": {0: "segments"}}
     else:
-        members, settings = load_ensemble(checkpoint)
+        members, stored = load_ensemble(checkpoint)
         version = hashlib.blake2b(checkpoint.read_bytes(), digest_size=6).hexdigest()
-        runtime = RuntimeSettings.of(settings)
+        runtime = RuntimeSettings.of(stored)
         module = Ensemble(members, runtime.timbre_share).eval()
-        for key in ("timbre_share", "album_scatter", "scatter_ridge"):
-            del settings[key]
-        settings.update(dim=module.dim, ranking=runtime.ranking(module.ranking))
+        settings = {
+            "n_crops": runtime.n_crops,
+            "crop_frames": stored["crop_frames"],
+            "dim": module.dim,
+            "ranking": runtime.ranking(module.ranking),
+        }
         shape = (1, settings["n_crops"], settings["crop_frames"], members[0].config.n_mels)
         example = torch.zeros(shape)
         names = {"crops": {0: "tracks"}, "vectors": {0: "tracks"}}
