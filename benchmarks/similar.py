@@ -33,7 +33,7 @@ import torchaudio
 
 from simlib.audio import ANALYSIS_RATE_HZ, decode
 from simlib.audio.features import log_mel
-from simlib.similar.index import TrackIndex
+from simlib.similar.index import TrackIndex, ranked_scores
 from simlib.similar.index import build as build_track_index
 from simlib.similar.model import SimilarityModel
 from simlib.train.corpus import CorpusTrack, describe, leaks, load_split
@@ -106,13 +106,9 @@ def cosine_distances(vectors: np.ndarray) -> np.ndarray:
 
 
 def simlib_distances(vectors: np.ndarray, model: SimilarityModel) -> np.ndarray:
-    """Minus the scores `simlib similar` ranks by: a real track index, scored exactly."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "similarity.ann"
-        build_track_index(path, np.arange(1, len(vectors) + 1), vectors, model.ranking)
-        index = TrackIndex(path, vectors.shape[1], model.ranking)
-        ranked = index.ranked(vectors)
-        return -(ranked @ ranked.T)
+    """Minus the scores `simlib similar` ranks by, computed exactly (tests/test_similar.py
+    checks that a real track index answers with them)."""
+    return -ranked_scores(vectors, model.ranking)
 
 
 def musly_distances(tracks: list[pymusly.MuslyTrack]) -> tuple[np.ndarray, float]:

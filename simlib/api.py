@@ -200,6 +200,11 @@ TRAINING_MINUTES = {"fingerprint": 20.0, "similarity": 0.0}
 measured; fine-tuning the encoders lost album-P@10 on held-out albums (docs/benchmarks.md)."""
 
 
+def training_minutes(kind: str, minutes: float | None = None) -> float:
+    """The training budget of `train`: `minutes`, else the kind's `TRAINING_MINUTES`."""
+    return TRAINING_MINUTES[kind] if minutes is None else minutes
+
+
 def train(
     kind: str,
     *,
@@ -221,7 +226,7 @@ def train(
     """
     if kind not in weights.TABLE:
         raise SimlibError(f"unknown model {kind!r}: train fingerprint or similarity")
-    minutes = TRAINING_MINUTES[kind] if minutes is None else minutes
+    minutes = training_minutes(kind, minutes)
     if kind == weights.FINGERPRINT.name:
         if minutes <= 0:
             raise SimlibError("train fingerprint needs more than 0 minutes")

@@ -473,7 +473,7 @@ def train(
         console=err,
         disable=as_json,
     )
-    budget_s = 60 * (api.TRAINING_MINUTES[model] if minutes is None else minutes)
+    budget_s = 60 * api.training_minutes(model, minutes)
     task = bar.add_task("train", total=budget_s, model=model, loss=float("nan"), rate="")
     started = time.monotonic()
 

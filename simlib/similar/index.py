@@ -38,6 +38,8 @@ from simlib.files import replace_atomically
 
 N_TREES = 32
 CENTRE_ID = 0
+EXPANSION_ROWS = 1024
+"""Tracks whose nearest neighbours are found in one product (memory: this times the library)."""
 MIN_SPREAD = 1e-6
 """A dimension constant over the library is divided by this, not by zero (it is 0 anyway)."""
 
@@ -60,6 +62,8 @@ class Ranking:
     parts: tuple[Part, ...]
     whitener: np.ndarray | None = field(default=None, compare=False)
     """(dim, dim) inverse square root of the album scatter plus a ridge, or None."""
+    expansion: int = 0
+    """Nearest library tracks each indexed track is expanded by (`expanded`); 0: none."""
 
     @classmethod
     def plain(cls, dim: int) -> Ranking:
@@ -70,13 +74,12 @@ class Ranking:
     def from_settings(cls, settings: dict | list | None, dim: int) -> Ranking:
         """The ranking a model's settings name: {"parts": [[size, share, standardised],
         ...], "album_scatter": `pack_scatter` text or "", "scatter_ridge": r}, or the parts
-        list alone, or nothing (`plain(dim)`)."""
+        list alone, or nothing (`plain(dim)`); a dict may add "neighbour_expansion": k."""
         if isinstance(settings, dict):
             scatter = settings.get("album_scatter") or ""
-            ranking = cls.from_settings(settings["parts"], dim)
-            if not scatter:
-                return ranking
-            return cls(ranking.parts, _whitener(scatter, float(settings["scatter_ridge"])))
+            parts = cls.from_settings(settings["parts"], dim).parts
+            whitener = _whitener(scatter, float(settings["scatter_ridge"])) if scatter else None
+            return cls(parts, whitener, int(settings.get("neighbour_expansion", 0)))
         if not settings:
             return cls.plain(dim)
         total = sum(float(w) for _, w, _ in settings)
@@ -128,7 +131,7 @@ def build(
     index = AnnoyIndex(dim, "angular")
     index.add_item(CENTRE_ID, centre.tolist())
     if len(ids):
-        ranked = ranked_by.apply(vectors, centre, spread)
+        ranked = expanded(ranked_by.apply(vectors, centre, spread), ranked_by.expansion)
         for track_id, vector in zip(ids.tolist(), ranked, strict=True):
             index.add_item(int(track_id), vector.tolist())
     if ranked_by.standardises:
@@ -187,9 +190,28 @@ class TrackIndex:
 
 
 def ranked_scores(vectors: np.ndarray, ranking: dict | list | None = None) -> np.ndarray:
-    """(n, n) scores between all (n, dim) `vectors`, as an index built over them ranks."""
-    ranked = library_ranked(vectors, Ranking.from_settings(ranking, vectors.shape[1]))
-    return ranked @ ranked.T
+    """(n, n) scores of every (n, dim) vector as a query (row) against every other as an
+    indexed track (column), as an index built over them ranks."""
+    ranked_by = Ranking.from_settings(ranking, vectors.shape[1])
+    ranked = library_ranked(vectors, ranked_by)
+    return ranked @ expanded(ranked, ranked_by.expansion).T
+
+
+def expanded(ranked: np.ndarray, k: int) -> np.ndarray:
+    """(n, dim) unit `ranked` vectors, each plus its `k` nearest others weighted by their
+    score (negative scores count 0), made unit length again; as given when k is 0."""
+    k = min(k, len(ranked) - 1)
+    if k <= 0:
+        return ranked
+    out = np.empty_like(ranked)
+    for start in range(0, len(ranked), EXPANSION_ROWS):
+        rows = ranked[start : start + EXPANSION_ROWS]
+        scores = rows @ ranked.T
+        scores[np.arange(len(rows)), np.arange(start, start + len(rows))] = -np.inf  # not itself
+        nearest = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        weight = np.take_along_axis(scores, nearest, axis=1).clip(min=0)
+        out[start : start + len(rows)] = rows + np.einsum("nk,nkd->nd", weight, ranked[nearest])
+    return _unit(out)
 
 
 def library_ranked(vectors: np.ndarray, ranking: Ranking) -> np.ndarray:

@@ -72,11 +72,14 @@ class RuntimeSettings:
     """Added to the album scatter, times its mean variance, before the index whitens by
     it: no direction is stretched more than a few times (chosen on VAL among 0.03-3,
     SIMILARITY_MODEL_CARD.md)."""
+    neighbour_expansion: int = 3
+    """Nearest library tracks each indexed track is expanded by (`simlib.similar.index.
+    expanded`): 3 ranked VAL's albums best among 2-5 (SIMILARITY_MODEL_CARD.md)."""
 
     @classmethod
     def of(cls, blob: dict) -> RuntimeSettings:
         """The settings a checkpoint (or `load_ensemble`'s settings) holds; a checkpoint
-        from before the timbre part or the scatter has none."""
+        from before a setting gets its default (no timbre part, no scatter)."""
         found = {f.name: blob[f.name] for f in fields(cls) if f.name in blob}
         return cls(**{**found, "n_crops": int(blob["n_crops"])})
 
@@ -86,6 +89,7 @@ class RuntimeSettings:
             "parts": parts,
             "album_scatter": self.album_scatter,
             "scatter_ridge": self.scatter_ridge,
+            "neighbour_expansion": self.neighbour_expansion,
         }
 
 
@@ -174,15 +178,20 @@ def main() -> None:
     parser.add_argument("--crops", type=int, help="similarity: crops per track, written first")
     parser.add_argument("--timbre-share", type=float, help="similarity: written first")
     parser.add_argument("--scatter-ridge", type=float, help="similarity: written first")
+    parser.add_argument("--neighbour-expansion", type=int, help="similarity: written first")
     args = parser.parse_args()
     runtime = {
         "n_crops": args.crops,
         "timbre_share": args.timbre_share,
         "scatter_ridge": args.scatter_ridge,
+        "neighbour_expansion": args.neighbour_expansion,
     }
     runtime = {k: v for k, v in runtime.items() if v is not None}
     if runtime and args.name != weights.SIMILARITY.name:
-        parser.error("--crops, --timbre-share and --scatter-ridge are similarity settings")
+        parser.error(
+            "--crops, --timbre-share, --scatter-ridge and --neighbour-expansion are "
+            "similarity settings"
+        )
     if runtime:
         set_similarity_runtime(args.checkpoint, **runtime)
     print(export(args.name, args.checkpoint, args.out))

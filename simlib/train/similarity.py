@@ -67,10 +67,10 @@ TRAIN_WINDOWS = 16
 """Non-silent windows kept per track for training; training crops are cut inside them."""
 WINDOW_FRAMES = CROP_FRAMES + 200
 """A window is one crop plus 2 s of room to jitter the crop position."""
-OWN_SCATTER_SHARE = 0.25
+OWN_SCATTER_SHARE = 0.1
 """Share of a library's own album scatter when fine-tuning blends it with the one of the
 weights it starts from: half of a library's albums are too few to stand alone (chosen on
-VAL among 0.25-1, SIMILARITY_MODEL_CARD.md)."""
+VAL among 0.05-1, SIMILARITY_MODEL_CARD.md)."""
 
 
 @dataclass(frozen=True)
@@ -319,16 +319,13 @@ def neighbour_quality(
 
 
 def fit_album_scatter(
-    ensemble: Ensemble, data: list[TrackData], albums: list[str | None]
+    ensemble: Ensemble, vectors: np.ndarray, albums: list[str | None]
 ) -> np.ndarray | None:
-    """The scatter of a library's tracks around their album's mean, in the space its index
-    ranks in before whitening; None without an album of two tagged tracks."""
-    if sum(1 for a in albums if a) < 2:
-        return None
-    vectors = embed_tracks(ensemble, data)
-    return album_scatter(
-        library_ranked(vectors, Ranking.from_settings(ensemble.ranking, ensemble.dim)), albums
-    )
+    """The scatter of a library's tracks (`vectors`, as `ensemble` embeds them) around
+    their album's mean, in the space its index ranks in before whitening; None without an
+    album of two tagged tracks."""
+    ranking = Ranking.from_settings(ensemble.ranking, ensemble.dim)
+    return album_scatter(library_ranked(vectors, ranking), albums)
 
 
 def with_album_scatter(
@@ -382,20 +379,24 @@ class _TrainingSet:
     timbre_share: float = 0.0
     """The runtime's: validation ranks as `simlib similar` will."""
 
-    def quality(self, encoders: list[SimilarityEncoder]) -> tuple[float, float, float, float]:
+    def quality(
+        self, encoders: list[SimilarityEncoder], vectors: np.ndarray | None = None
+    ) -> tuple[float, float, float, float]:
         """`neighbour_quality` of the validation tracks embedded by `encoders` with the
-        runtime's timbre share."""
+        runtime's timbre share (`vectors`: every track's, when already embedded so)."""
         ensemble = Ensemble(encoders, self.timbre_share)
-        if not self.apart:
-            vectors = embed_tracks(ensemble, self.data)
-            return neighbour_quality(
-                vectors, self.queries, self.sim_all, self.albums, ensemble.ranking
-            )
-        q = self.queries
-        vectors = embed_tracks(ensemble, [self.data[i] for i in q])
-        albums = [self.albums[i] for i in q]
-        sim = self.sim_all[np.ix_(q, q)]
-        return neighbour_quality(vectors, np.arange(len(q)), sim, albums, ensemble.ranking)
+        ranked = self.queries if self.apart else np.arange(len(self.data))
+        if vectors is None:
+            vectors = embed_tracks(ensemble, [self.data[i] for i in ranked])
+        else:
+            vectors = vectors[ranked]
+        return neighbour_quality(
+            vectors,
+            np.searchsorted(ranked, self.queries),
+            self.sim_all[np.ix_(ranked, ranked)],
+            [self.albums[i] for i in ranked],
+            ensemble.ranking,
+        )
 
 
 def member_path(out_path: Path, member: int, members: int) -> Path:
@@ -490,16 +491,14 @@ def train_similarity(
             )
         )
     best = [load_ensemble(member_path(out_path, m, count))[0][0] for m in range(count)]
-    library = ~np.array(held, dtype=bool)
-    own = fit_album_scatter(
-        Ensemble(best, runtime.timbre_share),
-        [d for d, keep in zip(data, library, strict=True) if keep],
-        [a for a, keep in zip(training_set.albums, library, strict=True) if keep],
-    )
+    ensemble = Ensemble(best, runtime.timbre_share)
+    vectors = embed_tracks(ensemble, data)  # once, for the scatter and the figures
+    library = np.flatnonzero(~np.array(held, dtype=bool))
+    own = fit_album_scatter(ensemble, vectors[library], [training_set.albums[i] for i in library])
     share = own_scatter_share if starts is not None else 1.0
     save_weights(best, out_path, with_album_scatter(runtime, own, share))
     export(model_weights.SIMILARITY.name, out_path)
-    tag_sim, tag_random, album_p, album_random = training_set.quality(best)
+    tag_sim, tag_random, album_p, album_random = training_set.quality(best, vectors)
     return TrainMetrics(
         members=count,
         epochs=float(np.mean([st["epoch"] + st["step"] / st["steps_per_epoch"] for st in states])),
