@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,10 @@ import pytest
 from simlib import example_library
 
 FORMATS = tuple(example_library.FORMATS)
+
+# Commands keep ignoring a SIGHUP they inherit ignored (as `nohup` asks), so the tests that
+# send one to a real command start it with the default, however the test run was started.
+signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture(scope="session")
