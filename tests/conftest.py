@@ -13,9 +13,11 @@ from simlib import example_library
 
 FORMATS = tuple(example_library.FORMATS)
 
-# Commands keep ignoring a SIGHUP they inherit ignored (as `nohup` asks), so the tests that
-# send one to a real command start it with the default, however the test run was started.
+# Commands keep ignoring a SIGHUP or SIGINT they inherit ignored (as `nohup` or a shell's
+# background job asks), so the tests that send one to a real command start it with the
+# default, however the test run was started.
 signal.signal(signal.SIGHUP, signal.SIG_DFL)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
