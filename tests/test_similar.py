@@ -91,6 +91,18 @@ def test_blend_gives_one_list_without_any_seed(indexed, example_lib):
     assert not {str(s) for s in seeds} & {r.track.path for r in blended.results}
 
 
+def test_a_blend_of_two_artists_finds_tracks_of_each(indexed, example_lib):
+    """Each seed is expanded by its own nearest tracks before the mean, so the expansion
+    does not pull a blend towards one seed's neighbourhood."""
+    by_artist = {}
+    for path in sorted(example_lib.rglob("*.*")):
+        by_artist.setdefault(read_tags(path).artist, path)
+    seeds = [by_artist[a] for a in sorted(a for a in by_artist if a)[:2]]
+    [blended] = api.similar(seeds, home=indexed, n=6, blend=True)
+    artists = {r.track.tags.artist for r in blended.results}
+    assert {read_tags(s).artist for s in seeds} <= artists
+
+
 def test_bad_input_gets_an_error_and_the_others_are_answered(indexed, example_lib, tmp_path):
     text = tmp_path / "bad.mp3"
     text.write_text("not audio")

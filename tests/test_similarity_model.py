@@ -435,10 +435,11 @@ def test_whitening_by_the_album_scatter_ranks_album_mates_first() -> None:
     assert plain < 0.4 and whitened > 0.9
 
 
-def test_each_indexed_track_is_expanded_by_its_nearest_and_queries_are_not(tmp_path) -> None:
+def test_indexed_tracks_and_queries_are_each_expanded_by_their_nearest(tmp_path) -> None:
     """`expanded` adds each vector's k nearest others weighted by their score (by hand
-    here); an index holds the expanded vectors and answers plain queries with exactly
-    `ranked_scores`; on seeded albums the expansion ranks more album-mates first."""
+    here); a query adds its k nearest indexed tracks, as the index holds them, other than
+    itself; a real index answers with exactly `ranked_scores`; on seeded albums the
+    expansion ranks more album-mates first."""
     from simlib.similar.index import Ranking, TrackIndex, build, expanded, library_ranked
 
     rng = np.random.default_rng(2)
@@ -447,19 +448,24 @@ def test_each_indexed_track_is_expanded_by_its_nearest_and_queries_are_not(tmp_p
     vectors = (centres + 1.3 * rng.standard_normal((30, 16))).astype(np.float32)
     settings = {"parts": [[16, 1.0, False]], "album_scatter": "", "neighbour_expansion": 3}
     ranked = library_ranked(vectors, Ranking.from_settings(settings, 16))
-    by_hand = []
-    for i, row in enumerate(ranked):
-        scores = [(float(row @ other), j) for j, other in enumerate(ranked) if j != i]
-        total = row + sum(max(score, 0.0) * ranked[j] for score, j in sorted(scores)[-3:])
-        by_hand.append(total / np.linalg.norm(total))
-    np.testing.assert_allclose(expanded(ranked, 3), np.array(by_hand), atol=1e-5)
+
+    def plus_three_nearest(row: np.ndarray, i: int, others: np.ndarray) -> np.ndarray:
+        scores = [(float(row @ other), j) for j, other in enumerate(others) if j != i]
+        total = row + sum(max(score, 0.0) * others[j] for score, j in sorted(scores)[-3:])
+        return total / np.linalg.norm(total)
+
+    indexed = np.array([plus_three_nearest(row, i, ranked) for i, row in enumerate(ranked)])
+    np.testing.assert_allclose(expanded(ranked, 3), indexed, atol=1e-5)
     assert expanded(ranked, 0) is ranked
+    queries = np.array([plus_three_nearest(row, i, indexed) for i, row in enumerate(ranked)])
     scores = ranked_scores(vectors, settings)
-    np.testing.assert_allclose(scores, ranked @ np.array(by_hand).T, atol=1e-5)
+    np.testing.assert_allclose(scores, queries @ indexed.T, atol=1e-5)
 
     build(tmp_path / "i.ann", np.arange(1, 31), vectors, settings)
     index = TrackIndex(tmp_path / "i.ann", 16, settings)
-    found = index.nearest(index.ranked(vectors[:1])[0], 30)
+    query = index.expanded_query(index.ranked(vectors[:1])[0], frozenset({1}))
+    np.testing.assert_allclose(query, queries[0], atol=1e-4)
+    found = index.nearest(query, 30)
     np.testing.assert_allclose(found.score, scores[0, found.track_id - 1], atol=1e-4)
 
     def album_precision(scores: np.ndarray) -> float:

@@ -15,6 +15,11 @@ mean, in that space (`album_scatter`): scores are then cosines after whitening b
 that the ways an album's own tracks differ count less than the ways albums differ (within-
 class covariance normalisation; `simlib train similarity` refits it on a library's tags).
 
+A model may also name a neighbour expansion k: the index holds each track plus its k
+nearest library tracks (`expanded`), and a query adds its k nearest tracks as the index
+holds them (`TrackIndex.expanded_query`), each weighted by its score (`plus_nearest`), so
+album-mates reached through one another rise together.
+
 The file is all there is. Annoy item ids are the catalog's track ids, which start at 1.
 Item 0 holds the centre; when a part is standardised, the item after the last track
 holds the spread. `build` replaces the file atomically: a reader has the old file
@@ -37,6 +42,9 @@ from simlib.catalog import Found
 from simlib.files import replace_atomically
 
 N_TREES = 32
+MIN_SEARCH_K = 10_000
+"""Annoy nodes a query inspects at least (recall in large libraries); never more than
+N_TREES times the items, which already sees every item in every tree (exact)."""
 CENTRE_ID = 0
 EXPANSION_ROWS = 1024
 """Tracks whose nearest neighbours are found in one product (memory: this times the library)."""
@@ -63,7 +71,8 @@ class Ranking:
     whitener: np.ndarray | None = field(default=None, compare=False)
     """(dim, dim) inverse square root of the album scatter plus a ridge, or None."""
     expansion: int = 0
-    """Nearest library tracks each indexed track is expanded by (`expanded`); 0: none."""
+    """Nearest library tracks each indexed track (`expanded`) and each query
+    (`TrackIndex.expanded_query`) are expanded by; 0: none."""
 
     @classmethod
     def plain(cls, dim: int) -> Ranking:
@@ -176,7 +185,7 @@ class TrackIndex:
             ids, distances = self._index.get_nns_by_vector(
                 np.asarray(query, dtype=np.float32).tolist(),
                 wanted,
-                search_k=max(wanted * N_TREES * 20, 10_000),
+                search_k=min(max(wanted * N_TREES * 20, MIN_SEARCH_K), N_TREES * (len(self) + 2)),
                 include_distances=True,
             )
         keep = [i for i, item in enumerate(ids) if item not in reserved][:n]
@@ -188,18 +197,41 @@ class TrackIndex:
             score=1.0 - distance**2 / 2.0,  # Annoy's angular distance is sqrt(2 - 2 cos)
         )
 
+    def expanded_query(
+        self, query: np.ndarray, excluded: frozenset[int] = frozenset()
+    ) -> np.ndarray:
+        """One unit query vector plus its nearest indexed tracks as the index holds them
+        (the ranking's `expansion` of them, none of `excluded`: the query's own track and
+        its copies), weighted by their score (`plus_nearest`), made unit length."""
+        k = self.ranking.expansion
+        if k == 0 or len(self) == 0:
+            return query
+        found = self.nearest(query, k + len(excluded))
+        near = [i for i, item in enumerate(found.track_id.tolist()) if item not in excluded][:k]
+        if not near:
+            return query
+        items = found.track_id[near].tolist()
+        neighbours = np.array([self._index.get_item_vector(i) for i in items], np.float32)
+        return plus_nearest(query[None, :], found.score[near][None, :], neighbours, k)[0]
+
 
 def ranked_scores(vectors: np.ndarray, ranking: dict | list | None = None) -> np.ndarray:
-    """(n, n) scores of every (n, dim) vector as a query (row) against every other as an
-    indexed track (column), as an index built over them ranks."""
+    """(n, n) scores of every (n, dim) vector as a query (row) against every vector as an
+    indexed track (column), as an index built over them ranks: each query expanded by its
+    nearest indexed tracks other than itself (`TrackIndex.expanded_query`)."""
     ranked_by = Ranking.from_settings(ranking, vectors.shape[1])
     ranked = library_ranked(vectors, ranked_by)
-    return ranked @ expanded(ranked, ranked_by.expansion).T
+    indexed = expanded(ranked, ranked_by.expansion)
+    if ranked_by.expansion == 0 or len(ranked) < 2:
+        return ranked @ indexed.T
+    scores = ranked @ indexed.T
+    np.fill_diagonal(scores, -np.inf)  # not itself
+    return plus_nearest(ranked, scores, indexed, ranked_by.expansion) @ indexed.T
 
 
 def expanded(ranked: np.ndarray, k: int) -> np.ndarray:
-    """(n, dim) unit `ranked` vectors, each plus its `k` nearest others weighted by their
-    score (negative scores count 0), made unit length again; as given when k is 0."""
+    """(n, dim) unit `ranked` vectors, each plus its `k` nearest others (`plus_nearest`);
+    as given when k is 0."""
     k = min(k, len(ranked) - 1)
     if k <= 0:
         return ranked
@@ -208,10 +240,18 @@ def expanded(ranked: np.ndarray, k: int) -> np.ndarray:
         rows = ranked[start : start + EXPANSION_ROWS]
         scores = rows @ ranked.T
         scores[np.arange(len(rows)), np.arange(start, start + len(rows))] = -np.inf  # not itself
-        nearest = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        weight = np.take_along_axis(scores, nearest, axis=1).clip(min=0)
-        out[start : start + len(rows)] = rows + np.einsum("nk,nkd->nd", weight, ranked[nearest])
-    return _unit(out)
+        out[start : start + len(rows)] = plus_nearest(rows, scores, ranked, k)
+    return out
+
+
+def plus_nearest(rows: np.ndarray, scores: np.ndarray, others: np.ndarray, k: int) -> np.ndarray:
+    """(n, dim) `rows`, each plus the `k` (m, dim) `others` it scores highest with
+    (`scores` (n, m), -inf: never), weighted by that score (a negative one counts 0), made
+    unit length."""
+    k = min(k, scores.shape[1])
+    nearest = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    weight = np.take_along_axis(scores, nearest, axis=1).clip(min=0)
+    return _unit(rows + np.einsum("nk,nkd->nd", weight, others[nearest]))
 
 
 def library_ranked(vectors: np.ndarray, ranking: Ranking) -> np.ndarray:

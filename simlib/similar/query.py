@@ -103,9 +103,15 @@ class Recommender:
         return Seed(vector, read_tags(path), copies)
 
     def neighbours(self, seeds: list[Seed], n: int, filters: Filters) -> tuple[SimilarTrack, ...]:
-        """The `n` tracks scoring highest against the seeds' mean (in the space the index
-        ranks in), after the filters."""
-        query = self.index.ranked(np.stack([s.vector for s in seeds])).mean(axis=0)
+        """The `n` tracks scoring highest against the mean of the seeds (in the space the
+        index ranks in, each expanded by its nearest indexed tracks), after the filters."""
+        ranked = self.index.ranked(np.stack([s.vector for s in seeds]))
+        # each seed expanded alone, so that a blend stays between them
+        expanded = [
+            self.index.expanded_query(row, seed.exclude_ids)
+            for row, seed in zip(ranked, seeds, strict=True)
+        ]
+        query = np.mean(expanded, axis=0)
         query /= max(float(np.linalg.norm(query)), 1e-9)
         excluded = frozenset().union(*(s.exclude_ids for s in seeds))
         wanted = n + len(excluded)

@@ -73,8 +73,9 @@ class RuntimeSettings:
     it: no direction is stretched more than a few times (chosen on VAL among 0.03-3,
     SIMILARITY_MODEL_CARD.md)."""
     neighbour_expansion: int = 3
-    """Nearest library tracks each indexed track is expanded by (`simlib.similar.index.
-    expanded`): 3 ranked VAL's albums best among 2-5 (SIMILARITY_MODEL_CARD.md)."""
+    """Nearest library tracks each indexed track and each query are expanded by
+    (`simlib.similar.index`): 3 ranked VAL's albums best among 2-5, indexed tracks alone
+    and both (SIMILARITY_MODEL_CARD.md)."""
 
     @classmethod
     def of(cls, blob: dict) -> RuntimeSettings:

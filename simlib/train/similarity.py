@@ -67,10 +67,10 @@ TRAIN_WINDOWS = 16
 """Non-silent windows kept per track for training; training crops are cut inside them."""
 WINDOW_FRAMES = CROP_FRAMES + 200
 """A window is one crop plus 2 s of room to jitter the crop position."""
-OWN_SCATTER_SHARE = 0.1
+OWN_SCATTER_SHARE = 0.25
 """Share of a library's own album scatter when fine-tuning blends it with the one of the
 weights it starts from: half of a library's albums are too few to stand alone (chosen on
-VAL among 0.05-1, SIMILARITY_MODEL_CARD.md)."""
+VAL among 0.05-0.5, SIMILARITY_MODEL_CARD.md)."""
 
 
 @dataclass(frozen=True)
