@@ -10,7 +10,7 @@ whose album has >= 5 tracks queries the whole library, before and after. Both ha
 take the untagged role in turn (two fine-tunings); the table pools their queries.
 
     python benchmarks/similar_finetune.py --corpus ~/simlib-corpus [--weights W.pt] \
-        [--minutes 8] [--side val] [--own-scatter-share 0.1]
+        [--minutes 8] [--side val] [--own-scatter-share S]
 """
 
 from __future__ import annotations

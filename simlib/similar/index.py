@@ -222,9 +222,9 @@ def ranked_scores(vectors: np.ndarray, ranking: dict | list | None = None) -> np
     ranked_by = Ranking.from_settings(ranking, vectors.shape[1])
     ranked = library_ranked(vectors, ranked_by)
     indexed = expanded(ranked, ranked_by.expansion)
-    if ranked_by.expansion == 0 or len(ranked) < 2:
-        return ranked @ indexed.T
     scores = ranked @ indexed.T
+    if ranked_by.expansion == 0 or len(ranked) < 2:
+        return scores
     np.fill_diagonal(scores, -np.inf)  # not itself
     return plus_nearest(ranked, scores, indexed, ranked_by.expansion) @ indexed.T
 
