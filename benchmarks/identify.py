@@ -600,7 +600,7 @@ def main() -> None:
             library, banks, args.clips_per_cell, work / "clips", args.seed, seconds,
             seen=not args.no_seen,
         )  # fmt: skip
-        print(f"{len(clips)} test clips written", flush=True)
+        print(f"{len(clips)} {args.side} clips written", flush=True)
         calibration: list[Clip] = []
         if args.calibrate:
             calib_lib = choose_library(split, "val", args.tracks)
@@ -704,7 +704,8 @@ def report(args, library, clips, models, results, builds, latencies, scale, disk
     main = names[0]
     audio_s = sum(seconds[p] for p in library.paths)
     width = max(12, *(len(n) + 2 for n in names))
-    print(f"\nlibrary {len(library.paths)} tracks ({audio_s / 3600:.1f} h) of TEST packages, "
+    print(f"\nlibrary {len(library.paths)} tracks ({audio_s / 3600:.1f} h) of "
+          f"{args.side.upper()} packages, "
           f"not in library {len(library.outside)} tracks; seed {args.seed}; top-1 % = right "
           f"track, offset within {OFFSET_TOLERANCE_S} s, or a place with the same audio "
           f"(simlib: confidence >= "
