@@ -22,10 +22,7 @@ from simlib.identify.vote import Hits, candidates
 from simlib.train import augment
 from simlib.train.export import export
 from simlib.train.fingerprint import (
-    CROP,
-    LOG_MEL_CROPS,
     MODEL_SETTINGS,
-    _log_mel,
     save_weights,
     train_fingerprint,
     update_settings,
@@ -34,14 +31,6 @@ from simlib.types import Segments
 
 SR = 16_000
 SETTINGS = {**MODEL_SETTINGS, "calibration": [10.0, 0.27], "source_calibration": [5, 0.3, -3.5]}
-
-
-def test_training_log_mel_in_chunks_equals_each_crop_alone() -> None:
-    crops = list(np.random.default_rng(0).normal(0, 0.1, (LOG_MEL_CROPS + 3, CROP)))
-    chunked = _log_mel(crops)
-    assert chunked.shape[0] == len(crops)
-    for i in (0, LOG_MEL_CROPS - 1, LOG_MEL_CROPS, len(crops) - 1):
-        assert torch.equal(chunked[i], _log_mel([crops[i]])[0])
 
 
 def saved(encoder: FingerprintEncoder, path: Path) -> FingerprintModel:

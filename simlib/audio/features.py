@@ -24,7 +24,8 @@ FRAME_RATE_HZ = ANALYSIS_RATE_HZ // HOP
 LOG_FLOOR = 1e-5
 """Power floor before the log: silence maps to log(1e-5), about -11.5."""
 FRAMES_PER_CALL = 256
-"""Frames transformed at once: their temporaries (about 2 MB each) stay in the CPU cache."""
+"""Frames transformed at once, of one signal or of several short ones in a batch: their
+temporaries (about 2 MB each) stay in the CPU cache, however many signals are given."""
 
 
 def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
@@ -72,14 +73,19 @@ def log_mel_frames(samples: np.ndarray) -> np.ndarray:
     if samples.shape[-1] < N_FFT:
         return np.zeros((*samples.shape[:-1], 0, N_MELS), np.float32)
     frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT, axis=-1)[..., ::HOP, :]
+    rows = frames.reshape(-1, *frames.shape[-2:])  # one signal per row (a view)
+    per_row = rows.shape[1]
     bin_of, weight, first = _filter_entries()
-    out = np.empty((*frames.shape[:-1], N_MELS), np.float32)
-    for start in range(0, frames.shape[-2], FRAMES_PER_CALL):
-        spectrum = np.fft.rfft(frames[..., start : start + FRAMES_PER_CALL, :] * _window())
-        power = spectrum.real**2 + spectrum.imag**2
-        mel = np.add.reduceat(power[..., bin_of] * weight, first, axis=-1)
-        out[..., start : start + FRAMES_PER_CALL, :] = mel
-    return np.log(out + LOG_FLOOR, out=out)
+    out = np.empty((*rows.shape[:-1], N_MELS), np.float32)
+    step = max(1, FRAMES_PER_CALL // per_row)  # rows a call, short signals batched
+    for row in range(0, len(rows), step):
+        for start in range(0, per_row, FRAMES_PER_CALL):
+            block = rows[row : row + step, start : start + FRAMES_PER_CALL]
+            spectrum = np.fft.rfft(block * _window())
+            power = spectrum.real**2 + spectrum.imag**2
+            mel = np.add.reduceat(power[..., bin_of] * weight, first, axis=-1)
+            out[row : row + step, start : start + FRAMES_PER_CALL] = mel
+    return np.log(out + LOG_FLOOR, out=out).reshape(*frames.shape[:-1], N_MELS)
 
 
 def log_mel(samples: np.ndarray) -> np.ndarray:
