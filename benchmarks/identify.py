@@ -607,7 +607,7 @@ def main() -> None:
             calib_lib.fillers = choose_library(
                 split, "val", 0, max(0, len(library.paths) - len(calib_lib.paths))
             ).fillers
-            calib_bank = bank("calib")
+            calib_bank = bank(SOURCE_ROLE["val"])
             calibration = make_clips(
                 calib_lib, {"main": calib_bank, "seen": calib_bank},
                 args.calibration_clips_per_cell, work / "calibration", args.seed + 1000,
