@@ -192,9 +192,7 @@ class SimlibSystem:
                 for p in self.paths
             ]
         self.stored = self.segments + list(extra)
-        stats = segment_index.build(
-            self.dir, list(enumerate(self.stored)), self.model.dim, self.model.n_trees
-        )
+        stats = segment_index.build(self.dir, list(enumerate(self.stored)), self.model.dim)
         self.index = FingerprintIndex.open(self.dir)
         seconds = time.perf_counter() - started
         return {"seconds": seconds, "bytes": stats.bytes, "items": stats.items}
@@ -744,7 +742,7 @@ def report(args, library, clips, models, results, builds, latencies, scale, disk
     line = f"{'index bytes / audio s':<25}"
     for n in names:
         line += f"{builds[n]['bytes'] / audio_s:>{width}.0f}"
-    print(line + "   (simlib: Annoy + sidecar, in memory of this run)")
+    print(line + "   (simlib: the index files this run built)")
     line = f"{'right elsewhere (clips)':<25}"
     for n in names:
         line += f"{sum(o.elsewhere for o in results[n].values()):>{width}}"

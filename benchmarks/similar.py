@@ -214,7 +214,7 @@ def index_latency(vectors: np.ndarray, model: SimilarityModel) -> float:
     """Mean seconds of one top-10 query (the query vector ranked, expanded, then looked up)
     through a real track index over `vectors`."""
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "i.ann"
+        path = Path(folder) / "i.npz"
         build_track_index(path, np.arange(1, len(vectors) + 1), vectors, model.ranking)
         index = TrackIndex(path, vectors.shape[1], model.ranking)
         start = time.perf_counter()
@@ -306,7 +306,7 @@ def main() -> None:
     )
     latency = index_latency(np.stack(lib.simlib[0]), models[0])
     print(
-        f"query latency (top-10 over {n} tracks): simlib Annoy index "
+        f"query latency (top-10 over {n} tracks): simlib index "
         f"{latency * 1e3:.3f} ms, pymusly {whole_latency * 1e3:.3f} ms"
     )
 

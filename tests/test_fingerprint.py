@@ -12,6 +12,7 @@ from conftest import music
 
 from simlib import weights
 from simlib.audio.features import log_mel
+from simlib.catalog.segments import PackedSegments
 from simlib.identify.encoder import FingerprintEncoder
 from simlib.identify.index import FingerprintIndex, build
 from simlib.identify.model import FingerprintModel
@@ -92,14 +93,14 @@ def random_segments(n: int, dim: int, rng: np.random.Generator) -> Segments:
 def test_index_roundtrip_and_vote(tmp_path) -> None:
     rng = np.random.default_rng(0)
     tracks = {t: random_segments(60, 64, rng) for t in (10, 11, 12)}
-    stats = build(tmp_path / "idx", tracks.items(), 64, n_trees=4)
+    stats = build(tmp_path / "idx", tracks.items(), 64)
     assert stats.items == 180 and stats.tracks == 3 and stats.bytes > 0
     index = FingerprintIndex.open(tmp_path / "idx")
     query = Segments(tracks[11].start_s[20:30] - 10.0, tracks[11].vectors[20:30])
-    hits = Hits.of(index.search(query.vectors, k=3, search_k=-1), query)
+    hits = Hits.of(index.search(query.vectors, k=3, probes=1_000), query)
     assert hits.n_query == 10 and len(hits) == 30
     best = hits.similarity.reshape(10, 3).max(axis=1)
-    np.testing.assert_allclose(best, 1.0, atol=1e-5)
+    np.testing.assert_allclose(best, 1.0, atol=1e-3)  # int8 vectors, as the catalog keeps them
     found = align(candidates(hits, 0.5), query, tracks.get, 0.5)
     policy = Policy.from_settings(SETTINGS)
     match = decide(tuple(Evidence(a, a.offset_s) for a in found), policy).matches[0]
@@ -108,34 +109,62 @@ def test_index_roundtrip_and_vote(tmp_path) -> None:
 
 def test_rebuild_swaps_atomically(tmp_path) -> None:
     rng = np.random.default_rng(1)
-    first = build(tmp_path, [(1, random_segments(10, 16, rng))], 16, n_trees=5)
+    first = build(tmp_path, [(1, random_segments(10, 16, rng))], 16)
     reader = FingerprintIndex.open(tmp_path)
-    second = build(tmp_path, [(2, random_segments(10, 16, rng))], 16, n_trees=5)
-    third = build(tmp_path, [(3, random_segments(10, 16, rng))], 16, n_trees=5)
+    second = build(tmp_path, [(2, random_segments(10, 16, rng))], 16)
+    third = build(tmp_path, [(3, random_segments(10, 16, rng))], 16)
     assert reader.build_id == first.build_id and set(reader.track_id) == {1}
     latest = FingerprintIndex.open(tmp_path)
     assert latest.build_id == third.build_id and set(latest.track_id) == {3}
-    names = {p.stem for p in tmp_path.iterdir() if p.suffix in (".ann", ".npz")}
+    names = {p.name for p in tmp_path.iterdir() if p.is_dir()}
     assert names == {second.build_id, third.build_id}
+
+
+def test_an_index_of_another_format_is_not_opened(tmp_path) -> None:
+    (tmp_path / "CURRENT").write_text("20260101000000-0123abcd\n")
+    (tmp_path / "20260101000000-0123abcd.ann").write_bytes(b"an earlier simlib's index")
+    with pytest.raises(FileNotFoundError):
+        FingerprintIndex.open(tmp_path)
+    build(tmp_path, [(1, random_segments(10, 16, np.random.default_rng(3)))], 16)
+    assert len(FingerprintIndex.open(tmp_path)) == 10
+    assert not (tmp_path / "20260101000000-0123abcd.ann").exists()
+
+
+def test_scanning_every_list_finds_the_exact_nearest(tmp_path) -> None:
+    rng = np.random.default_rng(4)
+    tracks = [(t, random_segments(300, 16, rng)) for t in range(4)]
+    build(tmp_path, tracks, 16)
+    index = FingerprintIndex.open(tmp_path)
+    assert len(index.centroids) == round(1200**0.5)
+    queries = random_segments(8, 16, rng).vectors
+    found = index.search(queries, k=7, probes=len(index.centroids))
+    stored = [PackedSegments.pack(s, 0.5).unpack() for _, s in tracks]  # as the catalog keeps
+    every = np.concatenate([s.vectors for s in stored])
+    exact = np.sort(queries @ every.T, axis=1)[:, ::-1][:, :7]
+    got = np.stack([np.sort(found.score[found.query == q])[::-1] for q in range(8)])
+    np.testing.assert_allclose(got, exact, atol=1e-3)
+    scanned = index.search(queries, k=7, probes=2)
+    assert len(scanned) == 8 * 7 and (scanned.score <= got.max(axis=1)[scanned.query] + 1e-6).all()
 
 
 def test_the_same_segments_build_the_same_index(tmp_path) -> None:
     rng = np.random.default_rng(2)
     tracks = [(t, random_segments(50, 16, rng)) for t in range(4)]
-    first = build(tmp_path / "a", tracks, 16, n_trees=3)
-    second = build(tmp_path / "b", tracks, 16, n_trees=3)
-    ann = [
-        (tmp_path / d / f"{s.build_id}.ann").read_bytes() for d, s in (("a", first), ("b", second))
-    ]
-    assert ann[0] == ann[1]
+    first = build(tmp_path / "a", tracks, 16)
+    second = build(tmp_path / "b", tracks, 16)
+    for name in ("centroids", "offsets", "vectors", "track_id", "start_s"):
+        files = [
+            tmp_path / d / s.build_id / f"{name}.npy" for d, s in (("a", first), ("b", second))
+        ]
+        assert files[0].read_bytes() == files[1].read_bytes()
 
 
 def test_empty_index(tmp_path, model: FingerprintModel) -> None:
-    stats = build(tmp_path, [], 32, n_trees=5)
+    stats = build(tmp_path, [], 32)
     index = FingerprintIndex.open(tmp_path)
     assert stats.items == 0 and len(index) == 0
     query = model.embed(log_mel(music(3.0)), hop_s=0.5)
-    hits = Hits.of(index.search(query.vectors, k=5, search_k=-1), query)
+    hits = Hits.of(index.search(query.vectors, k=5, probes=1_000), query)
     assert len(hits) == 0 and candidates(hits, 0.5) == ()
     with pytest.raises(FileNotFoundError):
         FingerprintIndex.open(tmp_path / "missing")

@@ -173,3 +173,21 @@ def test_a_track_whose_file_is_gone_is_found_from_its_fingerprints(example_lib, 
 def test_identify_before_any_scan_is_a_clear_error(home):
     result = runner.invoke(app, ["identify", "x.wav"])
     assert result.exit_code == 1 and "run `simlib scan" in result.stderr
+
+
+def test_an_index_of_an_earlier_simlib_is_rebuilt_by_the_next_scan(example_lib, tmp_path):
+    library = tmp_path / "library"
+    library.mkdir()
+    track = shutil.copy(sorted(example_lib.rglob("*.ogg"))[0], library)
+    home = tmp_path / "home"
+    api.scan([library], home=home, workers=1)
+    folder = home / "indexes" / "fingerprint"
+    shutil.rmtree(folder)  # what an Annoy-era simlib left: a pointer to an .ann file
+    folder.mkdir()
+    (folder / "CURRENT").write_text("20260101000000-0123abcd\n")
+    (folder / "20260101000000-0123abcd.ann").write_bytes(b"\0" * 64)
+    clip = write_clip(tmp_path / "clip.wav", track, 2.0, 5.0)
+    result = runner.invoke(app, ["identify", str(clip)], env={"SIMLIB_HOME": str(home)})
+    assert result.exit_code == 1 and "from an earlier simlib: run `simlib scan`" in result.stderr
+    assert api.scan([library], home=home, workers=1).indexes == ["fingerprint"]
+    assert api.identify([clip], home=home)[0].match.track.path == track

@@ -75,7 +75,7 @@ def test_identify_answers_agree(fingerprint_pair, tracks, tmp_path) -> None:
     answers = []
     for k, model in enumerate(fingerprint_pair):
         segments = [model.embed(log_mel(audio.decode(p)), model.db_hop_s) for p in tracks]
-        build(tmp_path / str(k), enumerate(segments), model.dim, model.n_trees)
+        build(tmp_path / str(k), enumerate(segments), model.dim)
         matcher = ClipMatcher(
             model,
             FingerprintIndex.open(tmp_path / str(k)),

@@ -65,6 +65,18 @@ def test_new_model_version_reanalyses(catalog, library):
     assert report.analysed == 24 and report.indexes == ["mean-mel"]
 
 
+def test_a_track_index_of_an_earlier_simlib_is_rebuilt(catalog, library):
+    run_scan(catalog, library)
+    info = catalog.index_info("mean-mel")
+    old = Path(info["path"]).with_suffix(".ann")  # where an Annoy-era simlib kept it
+    old.write_bytes(b"\0" * 64)
+    kept = [info[k] for k in ("model_version", "dim", "items", "tracks", "bytes", "generation")]
+    catalog.record_index("mean-mel", old, *kept)
+    assert run_scan(catalog, library).indexes == ["mean-mel"]
+    assert catalog.index_info("mean-mel")["path"] == str(old.with_suffix(".npz"))
+    assert not old.exists()
+
+
 def test_retag_updates_tags_without_reanalysis(catalog, library):
     run_scan(catalog, library)
     path = next(library.rglob("*.flac"))

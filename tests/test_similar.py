@@ -39,8 +39,8 @@ def test_json_shape_and_the_query_is_never_its_own_result(indexed, example_lib):
 
 
 def test_scores_are_the_library_standardised_ranking_of_every_other_track(indexed):
-    """The Annoy index ranks as the exact computation does, and never answers with the
-    items holding the library's centre and spread."""
+    """The index ranks as the exact computation does, and answers with every other
+    track, none twice."""
     model = SimilarityModel.load()
     assert Ranking.from_settings(model.ranking, model.dim).standardises
     catalog = Catalog(indexed)

@@ -21,7 +21,7 @@ BATCH = 64
 
 class FingerprintModel:
     """The fingerprint model with the settings stored beside it: the segment length and
-    hops, the index's tree count, and the identification policy's calibrations."""
+    hops, and the identification policy's calibrations."""
 
     def __init__(self, runtime: weights.Runtime) -> None:
         self.runtime = runtime
@@ -50,11 +50,6 @@ class FingerprintModel:
     def query_hop_s(self) -> float:
         """Seconds between segments of a query clip."""
         return float(self.settings["query_hop_s"])
-
-    @property
-    def n_trees(self) -> int:
-        """Annoy trees to build the segment index with."""
-        return int(self.settings["n_trees"])
 
     def embed(self, mel: np.ndarray, hop_s: float) -> Segments:
         """(frames, N_MELS) log-mel at FRAME_RATE_HZ -> one unit vector every `hop_s` seconds.

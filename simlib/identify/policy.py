@@ -59,8 +59,8 @@ class Policy:
     """Candidate tracks verified per clip (at least `top`)."""
     neighbours: int = 50
     """Nearest database segments fetched per query segment."""
-    search_k: int = 10_000
-    """Annoy nodes inspected per query segment; recall at 10,000 tracks needs about this."""
+    probes: int = 16
+    """Index lists scanned per query segment (of about sqrt(segments) lists)."""
     check_floor: float = 0.2
     """Alignments whose confidence from the margin alone is below this are not checked
     against their track's audio (a check decodes audio; lower floors answered the same)."""

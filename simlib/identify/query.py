@@ -20,7 +20,8 @@ import numpy as np
 from simlib import audio, weights
 from simlib.audio.features import log_mel
 from simlib.catalog import AddedSince, Catalog, Found, current_build
-from simlib.identify.index import FingerprintIndex
+from simlib.config import SimlibError
+from simlib.identify.index import FingerprintIndex, has_build
 from simlib.identify.model import FingerprintModel
 from simlib.identify.policy import Decision, Policy, decide
 from simlib.identify.source_check import check
@@ -65,7 +66,7 @@ class ClipMatcher:
         """The decision on a 16 kHz mono clip."""
         segments = self.model.embed(log_mel(samples), self.model.query_hop_s)
         policy, hop_s = self.policy, self.model.db_hop_s
-        found = self.index.search(segments.vectors, policy.neighbours, policy.search_k)
+        found = self.index.search(segments.vectors, policy.neighbours, policy.probes)
         found = self.added.merge(found, segments.vectors, policy.neighbours)
         found = one_per_recording(found, self.recordings)
         shortlist = candidates(Hits.of(found, segments), hop_s, limit=policy.verified)
@@ -119,6 +120,10 @@ class Identifier:
 
     def __init__(self, catalog: Catalog, model: FingerprintModel, policy: Policy) -> None:
         build = current_build(catalog, MODEL, model.version)
+        if not has_build(build.path):
+            raise SimlibError(
+                "the fingerprint index is missing or from an earlier simlib: run `simlib scan`"
+            )
         self.catalog = catalog
         self.matcher = ClipMatcher(
             model,

@@ -37,7 +37,7 @@ class FingerprintStage:
     def __init__(self, model: FingerprintModel) -> None:
         self.model = model
         self.version = model.version
-        self.index_params = {"dim": model.dim, "n_trees": model.n_trees}
+        self.index_params = {"dim": model.dim}
 
     def embed(self, mel: np.ndarray) -> PackedSegments:
         return PackedSegments.pack(self.model.embed(mel, self.model.db_hop_s), self.model.db_hop_s)

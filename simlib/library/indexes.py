@@ -1,4 +1,4 @@
-"""Rebuild the Annoy indexes from the catalog when they are stale.
+"""Rebuild the indexes from the catalog when they are stale.
 
 Each analysis stage has one index under `$SIMLIB_HOME/indexes/`. It is rebuilt when the
 catalog's generation or the model version differs from what its build holds, and the
@@ -18,9 +18,9 @@ from simlib.similar import index as track_index
 
 
 def index_path(catalog: Catalog, stage: StageSpec) -> Path:
-    """A track index is one Annoy file; a segment index is a folder of builds."""
+    """A track index is one `.npz` file; a segment index is a folder of builds."""
     folder = catalog.home / INDEX_DIR_NAME
-    return folder / (stage.name if stage.kind == "segments" else f"{stage.name}.ann")
+    return folder / (stage.name if stage.kind == "segments" else f"{stage.name}.npz")
 
 
 def is_fresh(catalog: Catalog, stage: StageSpec) -> bool:
@@ -29,7 +29,9 @@ def is_fresh(catalog: Catalog, stage: StageSpec) -> bool:
         info
         and info["generation"] == catalog.generation
         and info["model_version"] == stage.version
+        and Path(info["path"]) == index_path(catalog, stage)  # an earlier simlib's is rebuilt
         and Path(info["path"]).exists()
+        and (stage.kind != "segments" or segment_index.has_build(Path(info["path"])))
     )
 
 
@@ -53,6 +55,7 @@ def rebuild_indexes(
         else:
             ids, vectors = catalog.vectors(stage.name)
             track_index.build(path, ids, vectors, **stage.index_params)
+            path.with_suffix(".ann").unlink(missing_ok=True)  # an earlier simlib's index
             dim = vectors.shape[1] if len(ids) else 0
             items = tracks = len(ids)
             size = path.stat().st_size

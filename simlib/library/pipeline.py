@@ -31,7 +31,7 @@ class Embedder(Protocol):
     embedding) or `PackedSegments` (`kind` "segments", stored as fingerprints).
     `version` changes whenever the output would, so a scan knows which
     tracks to redo. `index_params` are the keyword arguments of the index
-    build (for "segments": dim, n_trees; empty for "track").
+    build (for "segments": dim; empty for "track").
     """
 
     name: str

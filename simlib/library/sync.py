@@ -7,7 +7,7 @@ A scan walks its roots, then works in phases, each committed track by track:
    gets that analysis instead of a new one, and keeps its id when moved;
 3. analyse: the rest run through the pipeline on all cores;
 4. forget: tracks whose files are gone are removed;
-5. index: the Annoy indexes are rebuilt from the catalog, atomically.
+5. index: the indexes are rebuilt from the catalog, atomically.
 
 Bad files are recorded with a one-line reason and never stop the scan. An
 interrupted scan keeps every finished track; the next one resumes.

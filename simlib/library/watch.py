@@ -16,7 +16,7 @@ incremental scan: a stat-only pass for unchanged files), then follows events:
 
 Each batch is committed track by track. New analyses are searchable at once
 (queries search tracks analysed after the index build exactly and drop deleted
-ones); the Annoy indexes are rebuilt and swapped atomically once `rebuild_after`
+ones); the indexes are rebuilt and swapped atomically once `rebuild_after`
 changes pile up or the library has been quiet for `quiet_s`.
 """
 
