@@ -60,7 +60,9 @@ class Policy:
     neighbours: int = 50
     """Nearest database segments fetched per query segment."""
     probes: int = 16
-    """Index lists scanned per query segment (of about sqrt(segments) lists)."""
+    """Index lists scanned per query segment (of about sqrt(segments) lists): 8 to 64 gave
+    the same answers within a clip on VAL clips with 10,000 tracks; 16 keeps a margin at
+    about a third of 64's search time."""
     check_floor: float = 0.2
     """Alignments whose confidence from the margin alone is below this are not checked
     against their track's audio (a check decodes audio; lower floors answered the same)."""
