@@ -39,7 +39,8 @@ SAMPLE_PER_LIST = 40
 """k-means learns the centroids from this many segments a list (a sample: assigning every
 segment each iteration would cost minutes at 10,000 tracks)."""
 KMEANS_ITERATIONS = 12
-"""Enough for the centroids to settle: later iterations move under 1 % of the sample."""
+"""Enough for the lists to settle: on 173,000 segments (real and benchmark distractors)
+the 12th moved 1.0 % of the sample to another list, the 13th 0.7 %."""
 KMEANS_SEED = 0
 """The same segments always build the same index."""
 ASSIGN_ROWS = 16_384
