@@ -19,6 +19,12 @@ VECTOR_SCALE = 127
 """Stored int8 = round(VECTOR_SCALE x component) of a unit vector."""
 
 
+def quantised(vectors: np.ndarray) -> np.ndarray:
+    """(n, dim) unit vectors as the catalog stores them: int8 round(VECTOR_SCALE x value)."""
+    scaled = np.round(np.asarray(vectors, np.float32) * VECTOR_SCALE)
+    return np.clip(scaled, -VECTOR_SCALE, VECTOR_SCALE).astype(np.int8)
+
+
 @dataclass(frozen=True)
 class PackedSegments:
     """A track's fingerprint segments as the catalog stores them."""
@@ -37,10 +43,9 @@ class PackedSegments:
         """`segments` (starting at multiples of `hop_s`) in the stored form."""
         slots = np.round(np.asarray(segments.start_s, np.float64) / hop_s).astype(np.int64)
         wide = slots.size and int(slots.max()) > np.iinfo(np.uint16).max
-        scaled = np.round(np.asarray(segments.vectors, np.float32) * VECTOR_SCALE)
         return cls(
             slots=slots.astype(np.uint32 if wide else np.uint16),
-            vectors=np.clip(scaled, -VECTOR_SCALE, VECTOR_SCALE).astype(np.int8),
+            vectors=quantised(segments.vectors),
             hop_s=float(hop_s),
         )
 

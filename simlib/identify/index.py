@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from simlib.catalog import Found
-from simlib.catalog.segments import VECTOR_SCALE
+from simlib.catalog.segments import quantised
 from simlib.files import replace_atomically
 from simlib.types import Segments
 
@@ -72,7 +72,7 @@ def build(path: Path, items: Iterable[tuple[int, Segments]], dim: int) -> BuildS
     arrays = {
         "centroids": centroids,
         "offsets": offsets,
-        "vectors": _quantised(vectors[order]),
+        "vectors": quantised(vectors[order]),
         "track_id": track_id[order],
         "start_s": start_s[order],
     }
@@ -124,8 +124,7 @@ def spherical_kmeans(vectors: np.ndarray, k: int) -> np.ndarray:
         nearest = np.argmax(sample @ centroids.T, axis=1)
         sums = np.zeros_like(centroids)
         np.add.at(sums, nearest, sample)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        empty = norms[:, 0] == 0  # an empty list takes a random segment and tries again
+        empty = ~sums.any(axis=1)  # an empty list takes a random segment and tries again
         sums[empty] = sample[rng.choice(len(sample), int(empty.sum()))]
         centroids = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-12)
     return centroids.astype(np.float32)
@@ -149,11 +148,6 @@ def _list_order(vectors: np.ndarray, centroids: np.ndarray) -> tuple[np.ndarray,
     return order, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
-def _quantised(vectors: np.ndarray) -> np.ndarray:
-    scaled = np.round(vectors * VECTOR_SCALE)
-    return np.clip(scaled, -VECTOR_SCALE, VECTOR_SCALE).astype(np.int8)
-
-
 def _current_id(path: Path) -> str | None:
     try:
         return (path / POINTER).read_text().strip() or None
@@ -161,13 +155,19 @@ def _current_id(path: Path) -> str | None:
         return None
 
 
-def has_build(path: Path) -> bool:
-    """Whether directory `path` has a live build this simlib reads (an earlier simlib's
-    index, of another format, is rebuilt by the next scan)."""
+def _live_build(path: Path) -> Path | None:
+    """The folder of the live build at directory `path`, if it is one this simlib reads
+    (an earlier simlib's index, of another format, is rebuilt by the next scan)."""
     build_id = _current_id(Path(path))
-    return build_id is not None and all(
-        (Path(path) / build_id / f"{name}.npy").exists() for name in FILES
-    )
+    if build_id is None:
+        return None
+    folder = Path(path) / build_id
+    return folder if all((folder / f"{name}.npy").exists() for name in FILES) else None
+
+
+def has_build(path: Path) -> bool:
+    """Whether directory `path` has a live build this simlib reads."""
+    return _live_build(path) is not None
 
 
 @dataclass(frozen=True)
@@ -185,12 +185,11 @@ class FingerprintIndex:
     def open(cls, path: Path) -> FingerprintIndex:
         """Open the live build at directory `path` (FileNotFoundError if none was built,
         or only by a simlib that kept another format)."""
-        if not has_build(path):
+        folder = _live_build(path)
+        if folder is None:
             raise FileNotFoundError(f"no fingerprint index at {path}")
-        build_id = _current_id(path)
-        folder = Path(path) / build_id
         return cls(
-            build_id, **{name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in FILES}
+            folder.name, **{name: np.load(folder / f"{name}.npy", mmap_mode="r") for name in FILES}
         )
 
     def __len__(self) -> int:

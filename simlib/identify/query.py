@@ -21,7 +21,7 @@ from simlib import audio, weights
 from simlib.audio.features import log_mel
 from simlib.catalog import AddedSince, Catalog, Found, current_build
 from simlib.config import SimlibError
-from simlib.identify.index import FingerprintIndex, has_build
+from simlib.identify.index import FingerprintIndex
 from simlib.identify.model import FingerprintModel
 from simlib.identify.policy import Decision, Policy, decide
 from simlib.identify.source_check import check
@@ -120,14 +120,17 @@ class Identifier:
 
     def __init__(self, catalog: Catalog, model: FingerprintModel, policy: Policy) -> None:
         build = current_build(catalog, MODEL, model.version)
-        if not has_build(build.path):
-            raise SimlibError(
+        try:
+            index = FingerprintIndex.open(build.path)
+        except FileNotFoundError as error:
+            message = (
                 "the fingerprint index is missing or from an earlier simlib: run `simlib scan`"
             )
+            raise SimlibError(message) from error
         self.catalog = catalog
         self.matcher = ClipMatcher(
             model,
-            FingerprintIndex.open(build.path),
+            index,
             lambda track_id: catalog.track_segments(track_id, MODEL),
             self.path_of,
             policy,
