@@ -34,7 +34,7 @@ from simlib.similar.model import N_CROPS
 OPSET = 17
 VECTOR_SETTINGS = ("segment_s", "db_hop_s")
 """The fingerprint settings stored vectors depend on, with the weights: a change means
-re-analysis; the other settings (query hop, trees, calibrations) can change without."""
+re-analysis; the other settings (query hop, calibrations) can change without."""
 
 
 def fingerprint_version(config: dict, settings: dict, encoder: FingerprintEncoder) -> str:

@@ -41,7 +41,7 @@ class WeightsFile:
 
 FINGERPRINT = WeightsFile("fingerprint", "fingerprint.onnx", "fingerprint.pt", layout=1)
 """ONNX: mel patches (batch, frames, mels) -> unit vectors (batch, dim); settings: segment
-and hop lengths, index trees, the identification policy's calibrations. Checkpoint:
+and hop lengths, the identification policy's calibrations. Checkpoint:
 {"layout", "config", "settings", "state_dict"}."""
 SIMILARITY = WeightsFile("similarity", "similarity.onnx", "similarity.pt", layout=1)
 """ONNX: crops (tracks, crops, frames, mels) -> track vectors (tracks, dim); settings: crop
