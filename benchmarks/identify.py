@@ -48,10 +48,11 @@ import torch
 from simlib import weights
 from simlib.audio import ANALYSIS_RATE_HZ, decode
 from simlib.audio.features import log_mel
-from simlib.catalog import Catalog, PackedSegments
+from simlib.catalog import Catalog, PackedSegments, TrackPeaks
 from simlib.identify import index as segment_index
 from simlib.identify.index import FingerprintIndex
 from simlib.identify.model import FingerprintModel
+from simlib.identify.peaks import track_peaks
 from simlib.identify.policy import SOURCE_Z_CAP, Calibration, Match, Policy
 from simlib.identify.query import ClipMatcher
 from simlib.train.augment import (
@@ -178,6 +179,8 @@ class SimlibSystem:
         self.policy = Policy.from_settings(model.settings)
         self.paths: list[Path] = []
         self.segments: list[Segments] = []
+        self.peaks: list[TrackPeaks] = []
+        """The library tracks' spectral peaks, as a scan stores them."""
         self.stored: list[Segments] = []
         """Every indexed track's segments, library then distractors, by track id."""
         self.index: FingerprintIndex | None = None
@@ -186,25 +189,39 @@ class SimlibSystem:
         started = time.perf_counter()
         if list(paths) != self.paths or not self.segments:
             self.paths = list(paths)
-            hop_s = self.model.db_hop_s
-            self.segments = [
-                PackedSegments.pack(self.model.embed(log_mel(decode(p)), hop_s), hop_s).unpack()
-                for p in self.paths
-            ]
+            analysed = [self._analyse(decode(p)) for p in self.paths]
+            self.segments = [segments for segments, _ in analysed]
+            self.peaks = [peaks for _, peaks in analysed]
         self.stored = self.segments + list(extra)
         stats = segment_index.build(self.dir, list(enumerate(self.stored)), self.model.dim)
         self.index = FingerprintIndex.open(self.dir)
         seconds = time.perf_counter() - started
         return {"seconds": seconds, "bytes": stats.bytes, "items": stats.items}
 
+    def _analyse(self, samples: np.ndarray) -> tuple[Segments, TrackPeaks]:
+        """A track's segments and peaks, as a scan stores them."""
+        hop_s = self.model.db_hop_s
+        segments = PackedSegments.pack(self.model.embed(log_mel(samples), hop_s), hop_s)
+        return segments.unpack(), track_peaks(samples)
+
     def path_of(self, track_id: int) -> Path | None:
         return self.paths[track_id] if track_id < len(self.paths) else None
+
+    def peaks_of(self, track_id: int) -> TrackPeaks | None:
+        return self.peaks[track_id] if track_id < len(self.peaks) else None
 
     def query(self, path: Path, policy: Policy | None = None) -> tuple[list[Match], Best | None]:
         """Matches under `policy` (default: the system's), and the best alignment that keeps
         time whatever its confidence."""
         policy = policy or self.policy
-        matcher = ClipMatcher(self.model, self.index, self.stored.__getitem__, self.path_of, policy)
+        matcher = ClipMatcher(
+            self.model,
+            self.index,
+            self.stored.__getitem__,
+            self.path_of,
+            policy,
+            track_peaks=self.peaks_of,
+        )
         decision = matcher.decide(decode(path))
         found = next((e for e in decision.evidence if e.alignment.keeps_time()), None)
         if found is None:

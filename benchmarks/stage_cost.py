@@ -5,7 +5,8 @@
 Runs in one process set up like a scan worker (the models on one ONNX Runtime thread, as
 `simlib.weights.load` sets them; the workers' malloc limits from
 `workers.limit_heap_growth`) over every `--every`-th audio file, sorted by
-path, and prints one table: seconds spent in decode + features and in each embedder
+path, and prints one table: seconds spent in decode + features (log-mel and spectral
+peaks) and in each embedder
 stage, the stages run as `pipeline.embed` runs them (per-track stages with
 `workers.roomy_heap`) and, for comparison, each embedder called directly under the
 workers' limits alone.
@@ -39,7 +40,7 @@ def main() -> None:
     direct = {e.name: 0.0 for e in embedders}
     for path in paths:
         started = time.perf_counter()
-        mel, duration_s = pipeline.decode_features(path)
+        mel, _peaks, duration_s = pipeline.decode_features(path)
         features_s += time.perf_counter() - started
         audio_s += duration_s
         for embedder in embedders:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sqlite_utils
 
-from simlib.catalog import Catalog, FileState, PackedSegments
+from simlib.catalog import Catalog, FileState, PackedSegments, TrackPeaks
 from simlib.catalog.migrations import MIGRATIONS, SCHEMA_VERSION
 from simlib.catalog.store import _array_blob
 from simlib.config import SimlibError
@@ -23,6 +23,20 @@ AUDIO = {
 }
 
 
+PEAKS = TrackPeaks.of(np.array([5, 200, 7]), np.array([3, 0, 260]), n_frames=300)
+
+
+def same_peaks(found: TrackPeaks | None) -> bool:
+    return found is not None and all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            (found.counts, found.bins, found.places),
+            (PEAKS.counts, PEAKS.bins, PEAKS.places),
+            strict=True,
+        )
+    )
+
+
 @pytest.fixture
 def catalog(tmp_path):
     cat = Catalog(tmp_path / "home")
@@ -35,6 +49,7 @@ def write_one(catalog, path="/music/a.mp3", vector=(1.0, 0.0)):
     outputs = {
         "sim": ("v1", np.asarray(vector, dtype=np.float32)),
         "fp": ("v2", PackedSegments.pack(Segments(np.arange(3) / 2, np.eye(3)), hop_s=0.5)),
+        "peaks": ("v3", PEAKS),
     }
     return catalog.write_analysis(
         FileState(path, 100, 5), root, Tags(title="A", genre=("x",)), AUDIO, outputs
@@ -70,6 +85,8 @@ def test_write_and_read_back(catalog):
     np.testing.assert_array_equal(one.vectors, segments.vectors)
     assert catalog.track_segments(track_id, "sim") is None
     assert catalog.track_segments(track_id + 1, "fp") is None
+    assert same_peaks(catalog.track_peaks(track_id, "v3"))
+    assert catalog.track_peaks(track_id, "v0") is None  # another version's are not used
     assert catalog.generation == 1
 
 
@@ -79,7 +96,7 @@ def test_known_tracks_under_files_and_folders(catalog):
     root = catalog.add_root(Path("/music"), False)
     everything = catalog.known_tracks(root)
     assert set(everything) == set(paths)
-    assert everything["/music/al/1.mp3"].versions == {"sim": "v1", "fp": "v2"}
+    assert everything["/music/al/1.mp3"].versions == {"sim": "v1", "fp": "v2", "peaks": "v3"}
     below = catalog.known_tracks(root, under=["/music/al", "/music/a.mp3", "/music/gone.mp3"])
     assert set(below) == {"/music/a.mp3", "/music/al/1.mp3", "/music/al/2.mp3"}  # not album/
     assert below["/music/al/2.mp3"] == everything["/music/al/2.mp3"]
@@ -110,7 +127,9 @@ def test_copy_and_delete(catalog):
     )
     assert catalog.vector(copy, "sim").tolist() == [1.0, 0.0]
     assert len(list(catalog.segments("fp"))) == 2
+    assert same_peaks(catalog.track_peaks(copy, "v3"))
     catalog.delete_tracks([source])
+    assert catalog.track_peaks(source, "v3") is None
     assert catalog.track(source) is None and catalog.track(copy) is not None
     assert [i for i, _ in catalog.segments("fp")] == [copy]
     assert catalog.track_segments(source, "fp") is None

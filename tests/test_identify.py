@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typer.testing import CliRunner
 
 from simlib import api, audio, example_library
 from simlib.cli import app
+from simlib.config import CATALOG_NAME
 
 runner = CliRunner()
 
@@ -150,9 +152,11 @@ def test_top_k_and_stdin_in_a_real_subprocess(indexed, example_lib, tmp_path):
     assert len(line["candidates"]) == 1
 
 
-def test_a_track_whose_file_is_gone_is_found_from_its_fingerprints(example_lib, tmp_path):
-    """The source check reads the track's file; without it the vectors alone decide. (Noisy
-    clips: a clean one's vector margin is high enough to skip the check.)"""
+def test_the_source_check_reads_stored_peaks_then_the_file(example_lib, tmp_path):
+    """The source check reads the spectral peaks the scan stored, so a track whose file is
+    gone is checked as before; without stored peaks (a catalog from before they were) it
+    decodes the file, and without either the vectors alone decide. (Noisy clips: a clean
+    one's vector margin is high enough to skip the check.)"""
     library = tmp_path / "library"
     library.mkdir()
     tracks = [shutil.copy(p, library) for p in sorted(example_lib.rglob("*.ogg"))[:3]]
@@ -163,11 +167,16 @@ def test_a_track_whose_file_is_gone_is_found_from_its_fingerprints(example_lib, 
         for i, t in enumerate(tracks)
     ]
     checked = api.identify(clips, home=home)
+    assert [r.match.track.path for r in checked] == tracks
     Path(tracks[0]).unlink()
-    gone, *kept = api.identify(clips, home=home)
+    assert [r.match for r in api.identify(clips, home=home)] == [r.match for r in checked]
+    with sqlite3.connect(home / CATALOG_NAME) as db:
+        assert db.execute("DELETE FROM peaks").rowcount == 3
+    gone, *decoded = api.identify(clips, home=home)
     assert gone.match.track.path == tracks[0] and gone.match.confidence >= 0.5
     assert gone.match.confidence != checked[0].match.confidence
-    assert [r.match for r in kept] == [r.match for r in checked[1:]]
+    for now, before in zip(decoded, checked[1:], strict=True):
+        assert now.match.track == before.match.track and now.match.confidence >= 0.5
 
 
 def test_identify_before_any_scan_is_a_clear_error(home):

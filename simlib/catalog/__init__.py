@@ -3,6 +3,7 @@ of the index builds, and the lock that lets one writer at a time change it."""
 
 from simlib.catalog.builds import AddedSince, Found, IndexBuild, current_build
 from simlib.catalog.lock import watcher_presence, watcher_state, writer_lock
+from simlib.catalog.peaks import TrackPeaks
 from simlib.catalog.segments import PackedSegments
 from simlib.catalog.store import Catalog, FileState, KnownTrack
 from simlib.catalog.tags import from_filename, read_tags
@@ -15,6 +16,7 @@ __all__ = [
     "IndexBuild",
     "KnownTrack",
     "PackedSegments",
+    "TrackPeaks",
     "current_build",
     "from_filename",
     "read_tags",

@@ -81,6 +81,21 @@ def _migrate_v3(db: sqlite_utils.Database) -> None:
     db["fingerprints"].add_column("hop_s", float)
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
+def _migrate_v4(db: sqlite_utils.Database) -> None:
+    """Each track's spectral peaks for the source check (`simlib.catalog.peaks`): block
+    counts and the peaks, under a version like the other analysis outputs."""
+    db["peaks"].create(
+        {"track_id": int, "model": str, "version": str, "counts": bytes, "peaks": bytes},
+        pk=("track_id", "model"),
+        foreign_keys=[("track_id", "tracks", "id")],
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _migrate_v1,
+    _migrate_v2,
+    _migrate_v3,
+    _migrate_v4,
+]
 """MIGRATIONS[i] takes the schema from version i to i + 1 (PRAGMA user_version)."""
 SCHEMA_VERSION = len(MIGRATIONS)

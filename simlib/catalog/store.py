@@ -23,6 +23,7 @@ import sqlite_utils
 
 from simlib.catalog.lock import watcher_state
 from simlib.catalog.migrations import MIGRATIONS, SCHEMA_VERSION
+from simlib.catalog.peaks import TrackPeaks
 from simlib.catalog.segments import PackedSegments
 from simlib.config import CATALOG_NAME, SimlibError
 from simlib.types import Segments, Tags, Track
@@ -41,8 +42,11 @@ TAG_COLUMNS = (
 )
 
 
-Output = np.ndarray | PackedSegments
-"""What an analysis stage stores: one vector per track, or a track's fingerprint segments."""
+Output = np.ndarray | PackedSegments | TrackPeaks
+"""What an analysis stage stores: one vector per track, a track's fingerprint segments, or
+its spectral peaks."""
+OUTPUT_TABLES = ("embeddings", "fingerprints", "peaks")
+"""The tables of analysis outputs, each keyed by (track_id, model) with the model's version."""
 
 _SEGMENTS_SQL = (
     "SELECT f.track_id, f.start_s, f.vectors, f.count, f.hop_s FROM fingerprints f"
@@ -234,7 +238,7 @@ class Catalog:
 
     def _known_where(self, where: str, params: list) -> dict[str, KnownTrack]:
         versions: dict[int, dict[str, str]] = {}
-        for table in ("embeddings", "fingerprints"):
+        for table in OUTPUT_TABLES:
             for track_id, model, version in self.db.execute(
                 f"SELECT o.track_id, o.model, o.version FROM {table} o"
                 f" JOIN tracks t ON t.id = o.track_id WHERE {where}",
@@ -328,7 +332,14 @@ class Catalog:
 
     def _put_outputs(self, track_id: int, outputs: dict[str, tuple[str, Output]]):
         for model, (version, output) in outputs.items():
-            if isinstance(output, PackedSegments):
+            if isinstance(output, TrackPeaks):
+                counts, peaks = output.blobs()
+                self.db["peaks"].upsert(
+                    {"track_id": track_id, "model": model, "version": version}
+                    | {"counts": counts, "peaks": peaks},
+                    pk=("track_id", "model"),
+                )
+            elif isinstance(output, PackedSegments):
                 start_s, vectors = output.blobs()
                 self.db["fingerprints"].upsert(
                     {
@@ -359,8 +370,7 @@ class Catalog:
             values = self._track_values(state, root_id, tags)
             values.update(status="error", error=reason, content_hash=None)
             track_id = self._upsert(values)
-            self.db.execute("DELETE FROM embeddings WHERE track_id = ?", [track_id])
-            self.db.execute("DELETE FROM fingerprints WHERE track_id = ?", [track_id])
+            self._delete_outputs(track_id)
             self._bump()
         return track_id
 
@@ -379,8 +389,8 @@ class Catalog:
             values = self._track_values(state, root_id, tags)
             values.update(audio, status="ok", error=None, analysed_at=source["analysed_at"])
             track_id = self._upsert(values)
-            for table in ("embeddings", "fingerprints"):
-                self.db.execute(f"DELETE FROM {table} WHERE track_id = ?", [track_id])
+            self._delete_outputs(track_id)
+            for table in OUTPUT_TABLES:
                 columns = [c for c in self.db[table].columns_dict if c != "track_id"]
                 names = ", ".join(columns)
                 self.db.execute(
@@ -391,14 +401,17 @@ class Catalog:
             self._bump_analysis(track_id)
         return track_id
 
+    def _delete_outputs(self, track_id: int) -> None:
+        for table in OUTPUT_TABLES:
+            self.db.execute(f"DELETE FROM {table} WHERE track_id = ?", [track_id])
+
     def delete_tracks(self, track_ids: Iterable[int]) -> int:
         ids = list(track_ids)
         if not ids:
             return 0
         with self.db.atomic():
             for track_id in ids:
-                self.db.execute("DELETE FROM embeddings WHERE track_id = ?", [track_id])
-                self.db.execute("DELETE FROM fingerprints WHERE track_id = ?", [track_id])
+                self._delete_outputs(track_id)
                 self.db.execute("DELETE FROM tracks WHERE id = ?", [track_id])
             self._bump()
         return len(ids)
@@ -471,6 +484,15 @@ class Catalog:
         """Track `track_id`'s `model` fingerprints, or None when it has none or is not ok."""
         row = self.db.execute(_SEGMENTS_SQL + " AND f.track_id = ?", [model, track_id]).fetchone()
         return None if row is None else _row_segments(*row[1:])
+
+    def track_peaks(self, track_id: int, version: str) -> TrackPeaks | None:
+        """Track `track_id`'s stored spectral peaks of `version`, or None."""
+        row = self.db.execute(
+            "SELECT p.counts, p.peaks FROM peaks p JOIN tracks t ON t.id = p.track_id"
+            " WHERE p.track_id = ? AND p.version = ? AND t.status = 'ok'",
+            [track_id, version],
+        ).fetchone()
+        return None if row is None else TrackPeaks.from_blobs(*row)
 
     # -- indexes ------------------------------------------------------------------
 

@@ -23,8 +23,9 @@ from simlib.catalog import AddedSince, Catalog, Found, current_build
 from simlib.config import SimlibError
 from simlib.identify.index import FingerprintIndex
 from simlib.identify.model import FingerprintModel
+from simlib.identify.peaks import VERSION as PEAKS_VERSION
 from simlib.identify.policy import Decision, Policy, decide
-from simlib.identify.source_check import check
+from simlib.identify.source_check import TrackPeaksOf, check
 from simlib.identify.verify import align
 from simlib.identify.vote import Hits, candidates
 from simlib.types import QueryResult, Segments, Track
@@ -51,8 +52,9 @@ def one_per_recording(found: Found, recordings: Recordings) -> Found:
 @dataclass(frozen=True)
 class ClipMatcher:
     """The query path over an open index. `track_segments(track_id)` gives a track's
-    stored fingerprints and `path_of(track_id)` its audio file, each None for a track gone
-    from the library; `added` holds tracks analysed after the index build."""
+    stored fingerprints, `path_of(track_id)` its audio file and `track_peaks(track_id)` its
+    stored spectral peaks, each None for a track gone from the library (or, for the peaks,
+    analysed before they were stored); `added` holds tracks analysed after the index build."""
 
     model: FingerprintModel
     index: FingerprintIndex
@@ -61,6 +63,7 @@ class ClipMatcher:
     policy: Policy
     added: AddedSince = AddedSince.empty()
     recordings: Recordings = lambda _track_ids: {}
+    track_peaks: TrackPeaksOf = lambda _track_id: None
 
     def decide(self, samples: np.ndarray) -> Decision:
         """The decision on a 16 kHz mono clip."""
@@ -71,7 +74,8 @@ class ClipMatcher:
         found = one_per_recording(found, self.recordings)
         shortlist = candidates(Hits.of(found, segments), hop_s, limit=policy.verified)
         aligned = align(shortlist, segments, self.track_segments, hop_s)
-        return decide(check(aligned, samples, self.path_of, policy), policy)
+        evidence = check(aligned, samples, self.path_of, policy, self.track_peaks)
+        return decide(evidence, policy)
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ class Identifier:
             policy,
             AddedSince.segments(catalog, MODEL, build),
             catalog.recordings,
+            lambda track_id: catalog.track_peaks(track_id, PEAKS_VERSION),
         )
 
     def path_of(self, track_id: int) -> Path | None:

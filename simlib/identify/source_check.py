@@ -2,21 +2,22 @@
 
 The fingerprint vectors summarise a second of audio each, so two tracks with the same
 instruments and tempo can align well although different notes are played (a 5 s clip of
-one ambient pad found in another). The track's file is at hand, so a candidate
-(track, offset) is checked at the source: the local maxima of the clip's spectrogram
-(250-4000 Hz, 16 ms frames) should land on the track's own peaks at the aligned time, and
-clearly more often there than a fraction of a second off. The statistic is a z-score of
-the coincidence rate at the alignment (within NEAR_S, best of playback speeds SPEEDS)
-against the rates at the other lags within PAD_S: chance coincidences of similar-sounding
-audio do not peak at one lag, and noise that buries most of the clip's peaks lowers the
-rate at every lag alike.
+one ambient pad found in another). A candidate (track, offset) is therefore checked at the
+source: the local maxima of the clip's spectrogram (`simlib.identify.peaks`) should land on
+the track's own peaks at the aligned time, and clearly more often there than a fraction of
+a second off. The track's peaks were stored by the scan; a track analysed before they were
+is decoded from its file instead. The statistic is a z-score of the coincidence rate at the
+alignment (within NEAR_S, best of playback speeds SPEEDS) against the rates at the other
+lags within PAD_S: chance coincidences of similar-sounding audio do not peak at one lag,
+and noise that buries most of the clip's peaks lowers the rate at every lag alike.
 
 Looping music plays the same bars again, and the stored vectors fit several passes about
 as well (the alignment's repeats). The passes are told apart by how well the clip's
-spectrogram correlates with each pass's: it follows every note's level, so it sees a
-changed voice or a fill that hardly moves the peaks. That spectrogram has longer windows
-(PASS_WINDOW_S), so it resolves pitch finer and depends less on where the frames fall.
-Which alignments are checked is the policy's (`simlib.identify.policy`).
+spectrogram correlates with each pass's, decoded from the track's file: it follows every
+note's level, so it sees a changed voice or a fill that hardly moves the peaks. That
+spectrogram has longer windows (PASS_WINDOW_S), so it resolves pitch finer and depends less
+on where the frames fall. Which alignments are checked is the policy's
+(`simlib.identify.policy`).
 """
 
 from __future__ import annotations
@@ -32,29 +33,27 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from simlib import audio
+from simlib.catalog.peaks import TrackPeaks
+from simlib.identify.peaks import (
+    CLIP_PEAKS_PER_S,
+    FRAME_RATE_HZ,
+    TRACK_PEAKS_PER_S,
+    Peaks,
+    band_bins,
+    band_level,
+    excerpt_peaks,
+    max_filter,
+    peaks,
+)
 from simlib.identify.verify import Alignment
 
 if TYPE_CHECKING:
     from simlib.identify.policy import Policy
 
-WINDOW_S, FRAME_S = 0.064, 0.016
-"""Spectrogram window and frame spacing, seconds (1024 and 256 samples at 16 kHz)."""
-FRAME_RATE_HZ = 1.0 / FRAME_S
 TRACK_RATE_HZ = 8000
-"""The track is decoded at this rate: the band ends at its Nyquist frequency, and
-resampling to it costs less than to 16 kHz. Same window and frames in seconds, so the
-same frequency bins as the clip's."""
-BAND_HZ = (250.0, 4000.0)
-"""Frequencies whose peaks count: what a phone microphone and a small speaker keep."""
-PEAK_SIZE = 7
-"""A peak is the largest value in its PEAK_SIZE x PEAK_SIZE (bins x frames) neighbourhood."""
-BACKGROUND_SIZE = (9, 31)
-"""Neighbourhood (bins, frames) whose mean log magnitude a peak must exceed..."""
-PEAK_CONTRAST = 1.0
-"""...by this much (natural log of magnitude, ~8.7 dB)."""
-CLIP_PEAKS_PER_S, TRACK_PEAKS_PER_S = 100, 40
-"""The strongest peaks kept per second. More in the clip than in the track, so that the
-music's peaks are among the clip's when speech or noise brings peaks of its own."""
+"""A track without stored peaks is decoded at this rate: the band ends at its Nyquist
+frequency, and resampling to it costs less than to 16 kHz. Same window and frames in
+seconds, so the same frequency bins as the clip's."""
 SPEEDS = (0.98, 0.99, 1.0, 1.01, 1.02)
 """Playback speeds of the clip relative to the track tried (time and frequency scaled)."""
 PAD_S = 0.75
@@ -69,75 +68,6 @@ PASS_SPEEDS = (0.98, 1.0, 1.02)
 CHECK_THREADS = min(2, os.cpu_count() or 1)
 """Threads beside the caller's for a check: the clip's spectra are computed while the track
 decodes, and a loop's passes decode side by side (FFmpeg and numpy release the GIL)."""
-
-
-def _max_filter(values: np.ndarray, size: int) -> np.ndarray:
-    """Maximum over each `size` x `size` neighbourhood (odd `size`; outside counts as -inf)."""
-    out = values
-    for _ in range(2):  # rows, then (transposed) columns
-        out = out.T
-        n, half = out.shape[0], size // 2
-        padded = np.pad(out, ((half, half), (0, 0)), constant_values=-np.inf)
-        result = padded[:n].copy()
-        for shift in range(1, size):
-            np.maximum(result, padded[shift : shift + n], out=result)
-        out = result
-    return out
-
-
-def _box_mean(values: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Mean over each `size` (rows, columns) neighbourhood, edges mirrored."""
-    out = values
-    for width in size:  # rows, then (transposed) columns
-        n, half = out.shape[0], width // 2
-        padded = np.pad(out, ((half + 1, half), (0, 0)), mode="symmetric")
-        padded[0] = 0.0
-        total = np.cumsum(padded, axis=0)
-        out = ((total[width : width + n] - total[:n]) / width).T
-    return out
-
-
-@dataclass
-class Peaks:
-    """Spectral peaks of a stretch of audio: band bin and frame of each, and the
-    (bins, frames) shape of the band's spectrogram."""
-
-    bins: np.ndarray
-    frames: np.ndarray
-    shape: tuple[int, int]
-
-
-def band_bins(window_s: float) -> tuple[int, int]:
-    """First and end FFT bin of BAND_HZ with `window_s` windows (bins 1 / window_s Hz apart)."""
-    return round(BAND_HZ[0] * window_s), round(BAND_HZ[1] * window_s)
-
-
-def band_level(
-    samples: np.ndarray, rate_hz: int = audio.ANALYSIS_RATE_HZ, window_s: float = WINDOW_S
-) -> np.ndarray:
-    """Log magnitude (natural log) spectrogram of mono `samples` at `rate_hz` with `window_s`
-    windows (periodic Hann, frame k centred on sample k * hop, the ends mirrored), the
-    BAND_HZ bins only: (bins, frames), FRAME_S apart. Same bins at any rate of 8 kHz or
-    more."""
-    n_fft, hop = round(window_s * rate_hz), round(FRAME_S * rate_hz)
-    lo, hi = band_bins(window_s)
-    padded = np.pad(np.asarray(samples, dtype=np.float64), n_fft // 2, mode="reflect")
-    frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
-    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    magnitude = np.abs(np.fft.rfft(frames * window, axis=-1)[:, lo:hi]).T
-    return np.log(magnitude + 1e-4).astype(np.float32)
-
-
-def peaks(level: np.ndarray, per_s: int) -> Peaks:
-    """The strongest `per_s` spectral peaks per second of a `band_level` spectrogram."""
-    contrast = level - _box_mean(level, BACKGROUND_SIZE)
-    top = _max_filter(level, PEAK_SIZE)
-    bins, frames = np.nonzero((level == top) & (contrast > PEAK_CONTRAST))
-    keep = int(per_s * level.shape[1] / FRAME_RATE_HZ)
-    if bins.size > keep:
-        strongest = np.argpartition(-contrast[bins, frames], keep - 1)[:keep]
-        bins, frames = bins[strongest], frames[strongest]
-    return Peaks(bins, frames, level.shape)
 
 
 @dataclass
@@ -169,7 +99,7 @@ def coincidence_z(clip: Peaks, track: Peaks, pad_s: float = PAD_S) -> float:
         return 0.0
     grid = np.zeros(track.shape, dtype=np.float32)
     grid[track.bins, track.frames] = 1.0
-    grid = _max_filter(grid, 3) > 0
+    grid = max_filter(grid, 3) > 0
     lead = int(round(pad_s * FRAME_RATE_HZ))
     lags = np.arange(-lead, lead + 1)
     centre = clip.frames.mean()
@@ -245,9 +175,14 @@ def pass_correlation(clip: ClipSpectrum, excerpt: np.ndarray) -> float:
     return level_correlation(clip.pass_level, band_level(excerpt, TRACK_RATE_HZ, PASS_WINDOW_S))
 
 
+def decoded_peaks(excerpt: np.ndarray) -> Peaks:
+    """The track's peaks in a `track_excerpt`, as `coincidence_z` compares them."""
+    return peaks(band_level(excerpt, TRACK_RATE_HZ), TRACK_PEAKS_PER_S)
+
+
 def source_z(clip: ClipSpectrum, excerpt: np.ndarray) -> float:
     """`coincidence_z` of a clip with a `track_excerpt` at the alignment."""
-    return coincidence_z(clip.peaks, peaks(band_level(excerpt, TRACK_RATE_HZ), TRACK_PEAKS_PER_S))
+    return coincidence_z(clip.peaks, decoded_peaks(excerpt))
 
 
 @dataclass(frozen=True)
@@ -262,25 +197,31 @@ class Evidence:
     """`coincidence_z` with the track's audio at `offset_s`; None when not checked."""
 
 
+TrackPeaksOf = Callable[[int], TrackPeaks | None]
+"""track_peaks(track id) -> the peaks the scan stored for the track (of this
+`simlib.identify.peaks.VERSION`), or None."""
+
+
 def check(
     alignments: tuple[Alignment, ...],
     clip: np.ndarray,
     path_of: Callable[[int], Path | None],
     policy: Policy,
+    track_peaks: TrackPeaksOf = lambda _track_id: None,
 ) -> tuple[Evidence, ...]:
     """Evidence for every alignment. The first `policy.top` alignments that are likely
     (margin-only confidence at least `policy.check_floor`), not trusted (repeats, or a margin
-    below `policy.trusted_margin`) and whose track has a readable file (`path_of(track_id)`)
-    are checked: first moved to the pass of a loop whose `level_correlation` with the clip
-    is highest, then given the source z there."""
+    below `policy.trusted_margin`) and whose track has stored peaks (`track_peaks`) or a
+    readable file (`path_of`) are checked: first moved to the pass of a loop whose
+    `level_correlation` with the clip is highest (when the file is at hand), then given the
+    source z there."""
     spectrum, checked, out = ClipSpectrum(clip), 0, []
     with ThreadPoolExecutor(CHECK_THREADS) as pool:  # no thread starts until a check
         for aligned in alignments:
             evidence = None
             if checked < policy.top and _worth_checking(aligned, policy):
-                path = path_of(aligned.track_id)
-                if path is not None:
-                    evidence = _check_one(aligned, path, spectrum, pool)
+                track = TrackAudio(path_of(aligned.track_id), track_peaks(aligned.track_id))
+                evidence = _check_one(aligned, track, spectrum, pool)
             checked += evidence is not None
             out.append(evidence or Evidence(aligned, aligned.offset_s))
     return tuple(out)
@@ -292,30 +233,45 @@ def _worth_checking(aligned: Alignment, policy: Policy) -> bool:
     return aligned.margin < policy.trusted_margin or bool(aligned.repeats)
 
 
+@dataclass(frozen=True)
+class TrackAudio:
+    """What a check has of a library track: its file and its stored peaks, each maybe None."""
+
+    path: Path | None
+    peaks: TrackPeaks | None
+
+    def peaks_at(self, offset_s: float, clip_s: float, excerpt: np.ndarray | None) -> Peaks | None:
+        """The track's peaks around a clip of `clip_s` at `offset_s`: stored ones, else those
+        of the decoded `excerpt` there (decoded now if not given); None when neither is."""
+        if self.peaks is not None:
+            return excerpt_peaks(self.peaks, offset_s, clip_s, PAD_S)
+        if excerpt is None and self.path is not None:
+            excerpt = track_excerpt(self.path, offset_s, clip_s)
+        return None if excerpt is None else decoded_peaks(excerpt)
+
+
 def _check_one(
-    aligned: Alignment, path: Path, spectrum: ClipSpectrum, pool: Executor
+    aligned: Alignment, track: TrackAudio, spectrum: ClipSpectrum, pool: Executor
 ) -> Evidence | None:
-    """The alignment checked at its best pass; None when the file cannot be read. The
-    clip's spectra are computed while the track decodes, and a loop's passes side by side."""
+    """The alignment checked at its best pass; None when the track has neither stored peaks
+    nor a readable file. The clip's spectra are computed while the track decodes, and a
+    loop's passes side by side."""
     clip_peaks = pool.submit(lambda: spectrum.peaks)
-    if aligned.repeats:
+    offset_s, excerpt = aligned.offset_s, None
+    if aligned.repeats and track.path is not None:
         clip_level = pool.submit(lambda: spectrum.pass_level)
         passes = list(
             pool.map(
-                lambda offset_s: _one_pass(path, offset_s, spectrum, clip_level),
+                lambda offset_s: _one_pass(track.path, offset_s, spectrum, clip_level),
                 (aligned.offset_s, *aligned.repeats),
             )
         )
-        if passes[0] is None:
-            return None
-        offset_s, excerpt, _ = max((p for p in passes if p is not None), key=lambda p: p[2])
-    else:
-        offset_s = aligned.offset_s
-        excerpt = track_excerpt(path, offset_s, spectrum.seconds)
-        if excerpt is None:
-            return None
-    clip_peaks.result()  # cached on the spectrum from here on
-    return Evidence(aligned, offset_s, source_z(spectrum, excerpt))
+        if passes[0] is not None:
+            offset_s, excerpt, _ = max((p for p in passes if p is not None), key=lambda p: p[2])
+    found = track.peaks_at(offset_s, spectrum.seconds, excerpt)
+    if found is None:
+        return None
+    return Evidence(aligned, offset_s, coincidence_z(clip_peaks.result(), found))
 
 
 def _one_pass(

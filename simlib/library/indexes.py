@@ -35,6 +35,10 @@ def is_fresh(catalog: Catalog, stage: StageSpec) -> bool:
     )
 
 
+INDEXED_KINDS = ("segments", "track")
+"""The kinds of analysis output that have an index (a track's peaks are read one by one)."""
+
+
 def rebuild_indexes(
     catalog: Catalog,
     stages: list[StageSpec],
@@ -42,7 +46,8 @@ def rebuild_indexes(
     force: bool = False,
 ) -> list[str]:
     """Rebuild every stale index; return the names rebuilt."""
-    stale = [e for e in stages if force or not is_fresh(catalog, e)]
+    indexed = [stage for stage in stages if stage.kind in INDEXED_KINDS]
+    stale = [stage for stage in indexed if force or not is_fresh(catalog, stage)]
     for done, stage in enumerate(stale):
         if progress:
             progress(done, len(stale))

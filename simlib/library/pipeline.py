@@ -1,4 +1,4 @@
-"""The per-track analysis pipeline: decode -> features -> embedders.
+"""The per-track analysis pipeline: decode -> features (log-mel, spectral peaks) -> embedders.
 
 `analyse` runs the stages for one file and returns an `Analysis` (or raises
 `AnalysisError` with a one-line reason); the scan writes it to the catalog and
@@ -16,7 +16,9 @@ from typing import Protocol
 import numpy as np
 
 from simlib import audio
-from simlib.catalog import FileState, PackedSegments, read_tags
+from simlib.catalog import FileState, PackedSegments, TrackPeaks, read_tags
+from simlib.catalog.store import Output
+from simlib.identify import peaks
 from simlib.library.workers import roomy_heap
 from simlib.types import Tags
 
@@ -53,9 +55,14 @@ class StageSpec:
     index_params: dict = field(default_factory=dict, hash=False)
 
 
+PEAKS = StageSpec("peaks", peaks.VERSION, "peaks")
+"""The spectral peaks the source check reads (`simlib.identify.peaks`): computed with the
+features, stored in the catalog, not indexed."""
+
+
 def stage_specs(embedders: list[Embedder], _item: object = None) -> list[StageSpec]:
     """Worker function: the specs of the stages this process runs."""
-    return [StageSpec(e.name, e.version, e.kind, dict(e.index_params)) for e in embedders]
+    return [PEAKS] + [StageSpec(e.name, e.version, e.kind, dict(e.index_params)) for e in embedders]
 
 
 class AnalysisError(Exception):
@@ -70,7 +77,7 @@ class Analysis:
     tags: Tags
     info: audio.AudioInfo
     duration_s: float
-    outputs: dict[str, tuple[str, np.ndarray | PackedSegments]] = field(default_factory=dict)
+    outputs: dict[str, tuple[str, Output]] = field(default_factory=dict)
 
     def audio_columns(self) -> dict:
         """The audio facts as catalog columns."""
@@ -102,18 +109,20 @@ def inspect_file(path: Path) -> audio.AudioInfo:
         raise AnalysisError("is a directory") from error
 
 
-def decode_features(path: Path) -> tuple[np.ndarray, float]:
-    """Stages 1-2: stream-decode to 16 kHz mono and compute log-mel frames.
+def decode_features(path: Path) -> tuple[np.ndarray, TrackPeaks, float]:
+    """Stages 1-2: stream-decode to 16 kHz mono and compute log-mel frames and the spectral
+    peaks from the same samples.
 
-    Returns (frames, duration in seconds).
+    Returns (frames, peaks, duration in seconds).
     """
     from simlib.audio import features  # imported by the processes that analyse, only
 
+    track_peaks = peaks.TrackPeakStream()
     try:
-        mel = features.log_mel_stream(audio.stream(path))
+        mel = features.log_mel_stream(track_peaks.tap(audio.stream(path)))
     except audio.DecodeError as error:
         raise AnalysisError(str(error)) from error
-    return mel, mel.shape[0] / features.FRAME_RATE_HZ
+    return mel, track_peaks.result(), mel.shape[0] / features.FRAME_RATE_HZ
 
 
 def embed(embedder: Embedder, mel: np.ndarray) -> np.ndarray | PackedSegments:
@@ -132,8 +141,9 @@ def analyse(path: Path, embedders: list[Embedder], info: audio.AudioInfo | None 
         raise AnalysisError("empty file (0 bytes)")
     info = info or inspect_file(path)
     tags = read_tags(path)
-    mel, duration_s = decode_features(path)
+    mel, track_peaks, duration_s = decode_features(path)
     if duration_s < MIN_DURATION_S:
         raise AnalysisError(f"too short to analyse ({duration_s:.2f} s < {MIN_DURATION_S:g} s)")
-    outputs = {e.name: (e.version, embed(e, mel)) for e in embedders}
+    outputs = {PEAKS.name: (PEAKS.version, track_peaks)}
+    outputs.update({e.name: (e.version, embed(e, mel)) for e in embedders})
     return Analysis(state=state, tags=tags, info=info, duration_s=duration_s, outputs=outputs)
