@@ -505,7 +505,7 @@ def table_rows(
             f"identify probe: top-1, {PROBE_CLIP_S:g} s clips at {PROBE_SNR_DB:g} dB SNR",
             t["top1"],
             le["top1"],
-            f"today's ± 1 clip: {mark(abs(le['top1_right'] - t['top1_right']) <= 1)}",
+            f"today's − 1 clip or more: {mark(le['top1_right'] >= t['top1_right'] - 1)}",
         ),
         ("identify probe: clips answered differently from today", "—", le["clips_differ"], ""),
         (
