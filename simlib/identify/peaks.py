@@ -37,6 +37,9 @@ VERSION = (
     f"{BACKGROUND_SIZE[0]}x{BACKGROUND_SIZE[1]}/{PEAK_CONTRAST}/{TRACK_PEAKS_PER_S}/{BLOCK_FRAMES}"
 )
 """What a track's stored peaks depend on: stored peaks of another version are not used."""
+FRAMES_PER_CALL = 256
+"""Frames transformed at once: their temporaries (about 2 MB) stay small whatever the
+length of the stretch (the log-mel's FRAMES_PER_CALL)."""
 MARGIN_FRAMES = BACKGROUND_SIZE[1] // 2
 """Frames on each side of a block that its peaks depend on (the wider neighbourhood's)."""
 
@@ -89,8 +92,11 @@ def _level_of_frames(padded: np.ndarray, rate_hz: int, window_s: float = WINDOW_
     lo, hi = band_bins(window_s)
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::hop]
     window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
-    magnitude = np.abs(np.fft.rfft(frames * window, axis=-1)[:, lo:hi]).T
-    return np.log(magnitude + 1e-4).astype(np.float32)
+    out = np.empty((hi - lo, len(frames)), np.float32)
+    for start in range(0, len(frames), FRAMES_PER_CALL):
+        spectrum = np.fft.rfft(frames[start : start + FRAMES_PER_CALL] * window, axis=-1)
+        out[:, start : start + FRAMES_PER_CALL] = np.log(np.abs(spectrum[:, lo:hi]) + 1e-4).T
+    return out
 
 
 def band_level(

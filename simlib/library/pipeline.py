@@ -113,10 +113,9 @@ def decode_features(path: Path) -> tuple[np.ndarray, TrackPeaks, float]:
     """Stages 1-2: stream-decode to 16 kHz mono and compute log-mel frames and the spectral
     peaks from the same samples.
 
-    Returns (frames, peaks, duration in seconds). Their temporaries, a few MB a block
+    Returns (frames, peaks, duration in seconds). Their temporaries, about 2 MB at a time
     whatever the file's length, reuse heap memory (`workers.roomy_heap`: measured in a scan
-    worker, 1.9 instead of 4.1 ms per second of audio; a 29-minute file's peak RSS 216
-    instead of 157 MB).
+    worker, 1.8 instead of 4.3 ms per second of audio; a 29-minute file's peak RSS 183 MB).
     """
     from simlib.audio import features  # imported by the processes that analyse, only
 
