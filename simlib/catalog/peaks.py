@@ -51,8 +51,7 @@ class TrackPeaks:
 
     def frames(self) -> np.ndarray:
         """Every peak's frame in the track."""
-        starts = np.repeat(np.arange(self.counts.size) * BLOCK_FRAMES, self.counts)
-        return starts + self.places
+        return self.window(0, self.counts.size * BLOCK_FRAMES)[1]
 
     def window(self, first: int, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
         """(band bins, frames counted from `first`) of the peaks in frames

@@ -220,8 +220,11 @@ def check(
         for aligned in alignments:
             evidence = None
             if checked < policy.top and _worth_checking(aligned, policy):
-                track = TrackAudio(path_of(aligned.track_id), track_peaks(aligned.track_id))
-                evidence = _check_one(aligned, track, spectrum, pool)
+                stored = track_peaks(aligned.track_id)
+                # the file is needed for a loop's passes, or when no peaks are stored
+                needs_file = bool(aligned.repeats) or stored is None
+                path = path_of(aligned.track_id) if needs_file else None
+                evidence = _check_one(aligned, TrackAudio(path, stored), spectrum, pool)
             checked += evidence is not None
             out.append(evidence or Evidence(aligned, aligned.offset_s))
     return tuple(out)
@@ -266,6 +269,8 @@ def _check_one(
                 (aligned.offset_s, *aligned.repeats),
             )
         )
+        if passes[0] is None and track.peaks is None:
+            return None  # the file cannot be read: no need to try it again
         if passes[0] is not None:
             offset_s, excerpt, _ = max((p for p in passes if p is not None), key=lambda p: p[2])
     found = track.peaks_at(offset_s, spectrum.seconds, excerpt)
