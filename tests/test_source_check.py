@@ -10,11 +10,15 @@ import pytest
 import torch
 
 from simlib import audio, example_library
+from simlib.identify.peaks import FRAME_RATE_HZ, Peaks
 from simlib.identify.policy import SOURCE_Z_CAP, Calibration, Policy
 from simlib.identify.source_check import (
+    PAD_S,
     ClipSpectrum,
     check,
     coincidence_z,
+    contrast_z,
+    decoded_peaks,
     pass_correlation,
     source_z,
     track_excerpt,
@@ -43,7 +47,7 @@ def album(example_lib):
 def z_at(clip: ClipSpectrum, path: Path, offset_s: float) -> float | None:
     """The clip's source z against `path` at `offset_s`, None for an unreadable file."""
     track = track_excerpt(path, offset_s, clip.seconds)
-    return None if track is None else source_z(clip, track)
+    return None if track is None else source_z(clip, decoded_peaks(track))
 
 
 def test_the_source_at_the_alignment_stands_out(album) -> None:
@@ -55,6 +59,25 @@ def test_the_source_at_the_alignment_stands_out(album) -> None:
     assert max(wrong) < right and np.median(wrong) < 3
     silence = ClipSpectrum(np.zeros(16000, np.float32))
     assert coincidence_z(silence.peaks, ClipSpectrum(audio.decode(source, 0, 2.5)).peaks) == 0.0
+
+
+def test_the_contrast_under_the_tracks_peaks_peaks_at_the_alignment() -> None:
+    """`contrast_z` reads the clip where the track has peaks: the clip's own strongest
+    cells, laid out as a track excerpt at the alignment, stand out there and nowhere else;
+    played 2 % fast they still do, and with no track peaks there is nothing to read."""
+    rng = np.random.default_rng(0)
+    bins, frames, lead = 60, 250, round(PAD_S * FRAME_RATE_HZ)
+    contrast = rng.standard_normal((bins, frames)).astype(np.float32)
+    b, f = np.unravel_index(np.argsort(contrast, axis=None)[-300:], contrast.shape)
+    shape = (bins, frames + 2 * lead)
+    assert contrast_z(contrast, Peaks(b, f + lead, shape)) > 6
+    far = round(0.5 * FRAME_RATE_HZ)  # more than NEAR_S away, within PAD_S
+    assert contrast_z(contrast, Peaks(b, f + lead + far, shape)) < 2
+    centre = (frames - 1) / 2
+    fast = np.round(centre + 1.02 * (f - centre)).astype(int) + lead
+    assert contrast_z(contrast, Peaks(np.round(b * 1.02).astype(int), fast, shape)) > 6
+    none = np.zeros(0, int)
+    assert contrast_z(contrast, Peaks(none, none, shape)) == 0.0
 
 
 def test_an_alignment_at_the_track_start_is_padded(album) -> None:

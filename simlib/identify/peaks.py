@@ -146,9 +146,15 @@ class BandLevelStream:
         return _level_of_frames(padded, ANALYSIS_RATE_HZ) if padded.size >= self.N_FFT else None
 
 
+def peak_contrast(level: np.ndarray) -> np.ndarray:
+    """How far each cell of a `band_level` spectrogram stands above its BACKGROUND_SIZE
+    neighbourhood's mean (natural log)."""
+    return level - _box_mean(level, BACKGROUND_SIZE)
+
+
 def _candidates(level: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Band bin, frame and contrast of every peak of a `band_level` spectrogram."""
-    contrast = level - _box_mean(level, BACKGROUND_SIZE)
+    contrast = peak_contrast(level)
     top = max_filter(level, PEAK_SIZE)
     bins, frames = np.nonzero((level == top) & (contrast > PEAK_CONTRAST))
     return bins, frames, contrast[bins, frames]

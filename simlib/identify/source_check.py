@@ -9,7 +9,10 @@ a second off. The track's peaks were stored by the scan; a track analysed before
 is decoded from its file instead. The statistic is a z-score of the coincidence rate at the
 alignment (within NEAR_S, best of playback speeds SPEEDS) against the rates at the other
 lags within PAD_S: chance coincidences of similar-sounding audio do not peak at one lag,
-and noise that buries most of the clip's peaks lowers the rate at every lag alike.
+and noise that buries most of the clip's peaks lowers the rate at every lag alike. Under
+loud talkers the clip's strongest peaks are mostly theirs, so the check also reads the
+clip's peak contrast at the track's peaks, picking no peaks in the clip (`contrast_z`);
+the larger of the two z-scores is the check's.
 
 Looping music plays the same bars again, and the stored vectors fit several passes about
 as well (the alignment's repeats). The passes are told apart by how well the clip's
@@ -43,6 +46,7 @@ from simlib.identify.peaks import (
     band_level,
     excerpt_peaks,
     max_filter,
+    peak_contrast,
     peaks,
 )
 from simlib.identify.verify import Alignment
@@ -81,9 +85,20 @@ class ClipSpectrum:
         return self.samples.size / audio.ANALYSIS_RATE_HZ
 
     @cached_property
+    def level(self) -> np.ndarray:
+        """Its `band_level`, which its peaks and its contrast are read from."""
+        return band_level(self.samples)
+
+    @cached_property
     def peaks(self) -> Peaks:
         """The clip's peaks, as `coincidence_z` compares them."""
-        return peaks(band_level(self.samples), CLIP_PEAKS_PER_S)
+        return peaks(self.level, CLIP_PEAKS_PER_S)
+
+    @cached_property
+    def contrast(self) -> np.ndarray:
+        """The clip's `peak_contrast`, each cell the highest of its 3 x 3 neighbourhood (as
+        `coincidence_z` widens the track's peaks), as `contrast_z` reads it."""
+        return max_filter(peak_contrast(self.level), 3)
 
     @cached_property
     def pass_level(self) -> np.ndarray:
@@ -100,8 +115,7 @@ def coincidence_z(clip: Peaks, track: Peaks, pad_s: float = PAD_S) -> float:
     grid = np.zeros(track.shape, dtype=np.float32)
     grid[track.bins, track.frames] = 1.0
     grid = max_filter(grid, 3) > 0
-    lead = int(round(pad_s * FRAME_RATE_HZ))
-    lags = np.arange(-lead, lead + 1)
+    lead, lags = _lags(pad_s)
     centre = clip.frames.mean()
     rate = np.zeros(lags.size)
     for speed in SPEEDS:
@@ -112,10 +126,43 @@ def coincidence_z(clip: Peaks, track: Peaks, pad_s: float = PAD_S) -> float:
         hit = np.zeros(at.shape, dtype=bool)
         hit[inside] = grid[bins[inside], at[inside]]
         rate = np.maximum(rate, hit.mean(axis=1))
+    return _alignment_z(rate, lags)
+
+
+def contrast_z(clip: np.ndarray, track: Peaks, pad_s: float = PAD_S) -> float:
+    """z-score of the clip's mean contrast (`ClipSpectrum.contrast`) under the track's peaks
+    at the alignment, against the other lags (`coincidence_z`'s track excerpt, lags and
+    speeds); 0.0 when the track has no peaks there."""
+    if track.bins.size == 0:
+        return 0.0
+    n_bins, n = clip.shape
+    lead, lags = _lags(pad_s)
+    centre = (n - 1) / 2
+    score = np.full(lags.size, -np.inf)
+    for speed in SPEEDS:
+        # the track's peaks onto the clip's grid: the inverse of `coincidence_z`'s mapping
+        bins = np.round(track.bins / speed).astype(int)
+        frames = centre + (track.frames - lead - centre) / speed
+        at = np.round(frames[None, :] - lags[:, None]).astype(int)
+        inside = (at >= 0) & (at < n) & (bins < n_bins)
+        value = clip[np.minimum(bins, n_bins - 1), np.clip(at, 0, n - 1)]
+        mean = np.where(inside, value, 0.0).sum(axis=1) / np.maximum(inside.sum(axis=1), 1)
+        score = np.maximum(score, mean)
+    return _alignment_z(score, lags)
+
+
+def _lags(pad_s: float) -> tuple[int, np.ndarray]:
+    """Frames of track excerpt before the clip, and every lag compared (frames)."""
+    lead = int(round(pad_s * FRAME_RATE_HZ))
+    return lead, np.arange(-lead, lead + 1)
+
+
+def _alignment_z(score: np.ndarray, lags: np.ndarray) -> float:
+    """z-score of the best `score` within NEAR_S of lag 0 against the other lags'."""
     near = np.abs(lags) <= NEAR_S * FRAME_RATE_HZ
-    other = rate[~near]
+    other = score[~near]
     spread = float(other.std())
-    return float((rate[near].max() - np.median(other)) / spread) if spread > 0 else 0.0
+    return float((score[near].max() - np.median(other)) / spread) if spread > 0 else 0.0
 
 
 def level_correlation(clip: np.ndarray, track: np.ndarray, pad_s: float = PAD_S) -> float:
@@ -180,9 +227,10 @@ def decoded_peaks(excerpt: np.ndarray) -> Peaks:
     return peaks(band_level(excerpt, TRACK_RATE_HZ), TRACK_PEAKS_PER_S)
 
 
-def source_z(clip: ClipSpectrum, excerpt: np.ndarray) -> float:
-    """`coincidence_z` of a clip with a `track_excerpt` at the alignment."""
-    return coincidence_z(clip.peaks, decoded_peaks(excerpt))
+def source_z(clip: ClipSpectrum, track: Peaks) -> float:
+    """The check's z of a clip against the track's peaks around the alignment: the larger
+    of `coincidence_z` and `contrast_z`."""
+    return max(coincidence_z(clip.peaks, track), contrast_z(clip.contrast, track))
 
 
 @dataclass(frozen=True)
@@ -194,7 +242,7 @@ class Evidence:
     """Where the clip lies in the track: the alignment's offset, or the pass of a loop the
     check chose."""
     source_z: float | None = None
-    """`coincidence_z` with the track's audio at `offset_s`; None when not checked."""
+    """`source_z` with the track's peaks at `offset_s`; None when not checked."""
 
 
 TrackPeaksOf = Callable[[int], TrackPeaks | None]
@@ -259,7 +307,7 @@ def _check_one(
     """The alignment checked at its best pass; None when the track has neither stored peaks
     nor a readable file. The clip's spectra are computed while the track decodes, and a
     loop's passes side by side."""
-    clip_peaks = pool.submit(lambda: spectrum.peaks)
+    clip_ready = pool.submit(lambda: (spectrum.peaks, spectrum.contrast))
     offset_s, excerpt = aligned.offset_s, None
     if aligned.repeats and track.path is not None:
         clip_level = pool.submit(lambda: spectrum.pass_level)
@@ -276,7 +324,8 @@ def _check_one(
     found = track.peaks_at(offset_s, spectrum.seconds, excerpt)
     if found is None:
         return None
-    return Evidence(aligned, offset_s, coincidence_z(clip_peaks.result(), found))
+    clip_ready.result()
+    return Evidence(aligned, offset_s, source_z(spectrum, found))
 
 
 def _one_pass(
