@@ -420,12 +420,12 @@ class Catalog:
 
     def vectors(self, model: str, since: int = -1) -> tuple[np.ndarray, np.ndarray]:
         """(track ids, (n, dim) matrix) of every ok track's `model` embedding, or of
-        those analysed after generation `since`."""
+        those analysed after generation `since`, in path order (`segments`)."""
         ids, rows = [], []
         for track_id, blob in self.db.execute(
             "SELECT e.track_id, e.vector FROM embeddings e JOIN tracks t ON t.id = e.track_id"
             " WHERE e.model = ? AND t.status = 'ok' AND t.analysis_generation > ?"
-            " ORDER BY e.track_id",
+            " ORDER BY t.path",
             [model, since],
         ):
             ids.append(track_id)
@@ -472,10 +472,12 @@ class Catalog:
         return {track_id: tuple(sorted(group)) for track_id, group in found.items()}
 
     def segments(self, model: str, since: int = -1) -> Iterator[tuple[int, Segments]]:
-        """(track id, Segments) of every ok track's `model` fingerprints by track id, or
-        of those analysed after generation `since`."""
+        """(track id, Segments) of every ok track's `model` fingerprints, or of those
+        analysed after generation `since`, in path order: ids follow the order in which a
+        scan's workers finish, so an index built in id order would differ between two
+        scans of one library (its k-means sample, the order of ties)."""
         for track_id, *row in self.db.execute(
-            _SEGMENTS_SQL + " AND t.analysis_generation > ? ORDER BY f.track_id", [model, since]
+            _SEGMENTS_SQL + " AND t.analysis_generation > ? ORDER BY t.path", [model, since]
         ):
             if row[2]:  # a wholly silent track has no segment to index
                 yield track_id, _row_segments(*row)
