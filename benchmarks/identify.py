@@ -51,10 +51,10 @@ from simlib.audio.features import log_mel
 from simlib.catalog import Catalog, PackedSegments, TrackPeaks
 from simlib.identify import index as segment_index
 from simlib.identify.index import FingerprintIndex
-from simlib.identify.model import FingerprintModel
+from simlib.identify.model import PHONE_VIEW, FingerprintModel
 from simlib.identify.peaks import track_peaks
 from simlib.identify.policy import SOURCE_Z_CAP, Calibration, Match, Policy
-from simlib.identify.query import ClipMatcher
+from simlib.identify.query import ClipMatcher, StoredView
 from simlib.train.augment import (
     CONDITIONS,
     SEEN_CONDITIONS,
@@ -157,6 +157,15 @@ def make_clips(
 
 
 @dataclass(frozen=True)
+class View:
+    """Segments of the library's two stored views: the full band and the telephone band
+    (`FingerprintModel.embed_phone_band`); one item each per track, or lists of them."""
+
+    full: Segments | list[Segments]
+    phone: Segments | list[Segments]
+
+
+@dataclass(frozen=True)
 class Best:
     """The best alignment of a clip that keeps time, whatever its confidence."""
 
@@ -168,41 +177,54 @@ class Best:
 
 
 class SimlibSystem:
-    """simlib's query path (`simlib.identify.query.ClipMatcher`) over an index of the
-    library, its segments kept in memory instead of a catalog (stored as the catalog
-    stores them: int8 vectors, see `simlib.catalog.segments`), under `simlib identify`'s
-    policy (the weights' calibration and thresholds)."""
+    """simlib's query path (`simlib.identify.query.ClipMatcher`) over indexes of the
+    library's two stored views (the full band and the telephone band), their segments
+    kept in memory instead of a catalog (stored as the catalog stores them: int8 vectors,
+    see `simlib.catalog.segments`), under `simlib identify`'s policy (the weights'
+    calibration and thresholds)."""
 
     def __init__(self, model: FingerprintModel, workdir: Path) -> None:
         self.model = model
         self.dir = workdir
         self.policy = Policy.from_settings(model.settings)
         self.paths: list[Path] = []
-        self.segments: list[Segments] = []
+        self.segments: list[View] = []
+        """The library tracks' segments of each view (full band, telephone band)."""
         self.peaks: list[TrackPeaks] = []
         """The library tracks' spectral peaks, as a scan stores them."""
-        self.stored: list[Segments] = []
+        self.stored: View = View([], [])
         """Every indexed track's segments, library then distractors, by track id."""
-        self.index: FingerprintIndex | None = None
+        self.views: tuple[StoredView, StoredView] | None = None
 
-    def build(self, paths: list[Path], extra: list[Segments] = ()) -> dict:
+    def build(self, paths: list[Path], extra: View = View([], [])) -> dict:
         started = time.perf_counter()
         if list(paths) != self.paths or not self.segments:
             self.paths = list(paths)
             analysed = [self._analyse(decode(p)) for p in self.paths]
             self.segments = [segments for segments, _ in analysed]
             self.peaks = [peaks for _, peaks in analysed]
-        self.stored = self.segments + list(extra)
-        stats = segment_index.build(self.dir, list(enumerate(self.stored)), self.model.dim)
-        self.index = FingerprintIndex.open(self.dir)
+        full = [s.full for s in self.segments] + list(extra.full)
+        phone = [s.phone for s in self.segments] + list(extra.phone)
+        self.stored = View(full, phone)
+        views, stats = [], []
+        for name, stored in zip(("full", "phone"), (full, phone), strict=True):
+            folder = self.dir / name
+            stats.append(segment_index.build(folder, list(enumerate(stored)), self.model.dim))
+            views.append(StoredView(FingerprintIndex.open(folder), stored.__getitem__))
+        self.views = (views[0], views[1])
         seconds = time.perf_counter() - started
-        return {"seconds": seconds, "bytes": stats.bytes, "items": stats.items}
+        return {
+            "seconds": seconds,
+            "bytes": sum(s.bytes for s in stats),
+            "items": sum(s.items for s in stats),
+        }
 
-    def _analyse(self, samples: np.ndarray) -> tuple[Segments, TrackPeaks]:
-        """A track's segments and peaks, as a scan stores them."""
-        hop_s = self.model.db_hop_s
-        segments = PackedSegments.pack(self.model.embed(log_mel(samples), hop_s), hop_s)
-        return segments.unpack(), track_peaks(samples)
+    def _analyse(self, samples: np.ndarray) -> tuple[View, TrackPeaks]:
+        """A track's segments of both views and its peaks, as a scan stores them."""
+        hop_s, mel = self.model.db_hop_s, log_mel(samples)
+        full = PackedSegments.pack(self.model.embed(mel, hop_s), hop_s)
+        phone = PackedSegments.pack(self.model.embed_phone_band(mel, hop_s), hop_s)
+        return View(full.unpack(), phone.unpack()), track_peaks(samples)
 
     def path_of(self, track_id: int) -> Path | None:
         return self.paths[track_id] if track_id < len(self.paths) else None
@@ -214,13 +236,9 @@ class SimlibSystem:
         """Matches under `policy` (default: the system's), and the best alignment that keeps
         time whatever its confidence."""
         policy = policy or self.policy
+        full, phone = self.views
         matcher = ClipMatcher(
-            self.model,
-            self.index,
-            self.stored.__getitem__,
-            self.path_of,
-            policy,
-            track_peaks=self.peaks_of,
+            self.model, full, self.path_of, policy, phone, track_peaks=self.peaks_of
         )
         decision = matcher.decide(decode(path))
         found = next((e for e in decision.evidence if e.alignment.keeps_time()), None)
@@ -507,7 +525,7 @@ def scanned_home(weights_path: Path, library: list[Path], work: Path) -> tuple[P
     ).fetchone()[0]
     catalog.close()
     sizes = {"catalog": (home / "catalog.db").stat().st_size}
-    for name in ("fingerprint", "similarity"):
+    for name in ("fingerprint", PHONE_VIEW, "similarity"):
         files = [p for p in (home / "indexes").rglob("*") if p.is_file() and name in str(p)]
         sizes[f"{name} index"] = sum(p.stat().st_size for p in files)
     sizes["fingerprint rows (payload)"] = payload
@@ -681,7 +699,12 @@ def run_scale(args, models, library, clips, work) -> dict:
     name = next(iter(models))
     system = SimlibSystem(models[name], work / "index-scale")
     system.build(library.paths)
-    extra = distractors(system.segments, args.scale_tracks, args.seed)
+    extra = View(
+        *(
+            distractors([getattr(s, view) for s in system.segments], args.scale_tracks, args.seed)
+            for view in ("full", "phone")
+        )
+    )
     build = system.build(library.paths, extra)
     five = [c for c in clips if c.length_s == 5.0]
     run_queries(
@@ -815,7 +838,7 @@ def report_scale_disk(args, scale: dict, disk: dict | None, audio_s: float) -> d
               f"second of audio:")  # fmt: skip
         for part, size in sizes.items():
             print(f"  {part:<28}{size / audio_s:8.1f}")
-        total = sizes["catalog"] + sizes["fingerprint index"] + sizes["similarity index"]
+        total = sizes["catalog"] + sum(v for k, v in sizes.items() if k.endswith(" index"))
         figures["disk_bps"] = total / audio_s
         print(f"  {'catalog + indexes':<28}{total / audio_s:8.1f}")
         batch = disk.get("batch")

@@ -71,3 +71,23 @@ def test_a_batch_of_short_signals_equals_each_alone() -> None:
     assert batch.shape == (7, 100, features.N_MELS)
     for i, crop in enumerate(crops):
         assert np.array_equal(batch[i], features.log_mel_frames(crop)), i
+
+
+def test_the_phone_band_keeps_speech_frequencies_and_attenuates_the_rest():
+    t = np.arange(ANALYSIS_RATE_HZ) / ANALYSIS_RATE_HZ
+    loss = {}
+    for hz in (100, 1000, 3000, 6000, 7500):
+        mel = features.log_mel((0.5 * np.sin(2 * np.pi * hz * t)).astype(np.float32))
+        band = int(mel[50].argmax())
+        loss[hz] = float(mel[50, band] - features.phone_band(mel)[50, band])
+    assert loss[1000] < 0.01 and loss[3000] < 0.1  # inside: kept
+    assert loss[100] > 5 and loss[7500] > loss[6000] > 5  # outside: weaker, and more so further out
+
+
+def test_narrow_band_audio_has_little_power_above_4_khz():
+    noise = np.random.default_rng(0).standard_normal(3 * ANALYSIS_RATE_HZ)
+    spectrum = np.fft.rfft(noise)
+    spectrum[np.fft.rfftfreq(noise.size, 1 / ANALYSIS_RATE_HZ) > 3400] = 0
+    narrow = np.fft.irfft(spectrum, noise.size)
+    assert features.above_band_db(features.log_mel(noise.astype(np.float32))) > 0  # wider bands
+    assert features.above_band_db(features.log_mel(narrow.astype(np.float32))) < -40

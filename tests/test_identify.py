@@ -5,6 +5,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +14,13 @@ import soundfile
 from typer.testing import CliRunner
 
 from simlib import api, audio, example_library
+from simlib.audio.features import log_mel
 from simlib.cli import app
 from simlib.config import CATALOG_NAME
+from simlib.identify.index import FingerprintIndex, build
+from simlib.identify.model import FingerprintModel
+from simlib.identify.policy import Policy
+from simlib.identify.query import ClipMatcher, StoredView
 
 runner = CliRunner()
 
@@ -177,6 +183,44 @@ def test_the_source_check_reads_stored_peaks_then_the_file(example_lib, tmp_path
     assert gone.match.confidence != checked[0].match.confidence
     for now, before in zip(decoded, checked[1:], strict=True):
         assert now.match.track == before.match.track and now.match.confidence >= 0.5
+
+
+def phone_clip(path, source, start_s, seconds, seed):
+    """A noisy excerpt of `source` through a 300-3400 Hz band (a narrow-band call)."""
+    samples = soundfile.read(write_clip(path, source, start_s, seconds, 15, seed))[0]
+    spectrum = np.fft.rfft(samples)
+    hz = np.fft.rfftfreq(samples.size, 1 / audio.ANALYSIS_RATE_HZ)
+    spectrum[(hz < 300) | (hz > 3400)] = 0
+    return np.fft.irfft(spectrum, samples.size).astype(np.float32)
+
+
+def test_a_narrow_band_clip_the_full_band_misses_is_found_in_the_telephone_band(
+    example_lib, tmp_path
+):
+    """The second search: when the full band's index finds nothing (here it holds other
+    tracks), the telephone band's finds a narrow-band clip's track at its offset; a
+    full-band clip is not searched there."""
+    model = FingerprintModel.load()
+    tracks = sorted(p for p in example_lib.rglob("*.*") if p.is_file())
+    mels = [log_mel(audio.decode(p)) for p in tracks]
+    hop_s = model.db_hop_s
+    views = {}
+    for name, segments in (
+        ("full", [model.embed(m, hop_s) for m in mels[12:]]),
+        ("phone", [model.embed_phone_band(m, hop_s) for m in mels[:12]]),
+    ):
+        build(tmp_path / name, enumerate(segments), model.dim)
+        views[name] = StoredView(FingerprintIndex.open(tmp_path / name), segments.__getitem__)
+    policy = Policy.from_settings(model.settings)
+    full_only = ClipMatcher(model, views["full"], tracks.__getitem__, policy)
+    both = replace(full_only, phone=views["phone"])
+    for i in (0, 5):
+        narrow = phone_clip(tmp_path / f"clip{i}.wav", tracks[i], 2.0, 5.0, seed=i)
+        assert full_only.decide(narrow).matches == ()
+        [match, *_] = both.decide(narrow).matches
+        assert match.track_id == i and abs(match.offset_s - 2.0) < 0.6
+        full_band = audio.decode(tmp_path / f"clip{i}.wav")
+        assert both.decide(full_band).matches == ()
 
 
 def test_identify_before_any_scan_is_a_clear_error(home):

@@ -14,7 +14,7 @@ from simlib.audio.features import log_mel
 from simlib.identify.index import FingerprintIndex, build
 from simlib.identify.model import FingerprintModel
 from simlib.identify.policy import Policy
-from simlib.identify.query import ClipMatcher
+from simlib.identify.query import ClipMatcher, StoredView
 from simlib.similar.index import ranked_scores
 from simlib.similar.model import SimilarityModel
 
@@ -78,8 +78,7 @@ def test_identify_answers_agree(fingerprint_pair, tracks, tmp_path) -> None:
         build(tmp_path / str(k), enumerate(segments), model.dim)
         matcher = ClipMatcher(
             model,
-            FingerprintIndex.open(tmp_path / str(k)),
-            segments.__getitem__,
+            StoredView(FingerprintIndex.open(tmp_path / str(k)), segments.__getitem__),
             tracks.__getitem__,
             Policy.from_settings(model.settings),
         )

@@ -217,7 +217,7 @@ def test_kill_9_during_ingest_then_restart_is_consistent(tmp_path, example_lib):
     }
     assert set(tracks) == on_disk and set(tracks.values()) == {"ok"}
     summary = catalog.summary()
-    assert all(index["fresh"] for index in summary["indexes"]) and len(summary["indexes"]) == 2
+    assert all(index["fresh"] for index in summary["indexes"]) and len(summary["indexes"]) == 3
     for index in summary["indexes"]:
         assert index["tracks"] == len(on_disk)
 

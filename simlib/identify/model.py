@@ -9,12 +9,17 @@ from pathlib import Path
 import numpy as np
 
 from simlib import weights
-from simlib.audio.features import FRAME_RATE_HZ, LOG_FLOOR, N_MELS
+from simlib.audio.features import FRAME_RATE_HZ, LOG_FLOOR, N_MELS, phone_band
 from simlib.types import Segments
 
 SILENCE_MARGIN = 2.0
 """A segment whose loudest mel bin is within this (natural log units) of the floor is
 digital silence and gets no vector."""
+PHONE_VIEW = "phone_band"
+"""The stored view of the fingerprints of each track's telephone band (`embed_phone_band`):
+the catalog's and the index's name for it."""
+PHONE_VIEW_REVISION = 1
+"""Changes when `features.phone_band` would give other frames."""
 BATCH = 64
 """Segments embedded per call: bounds the input (1.6 MB) and the network's temporaries."""
 
@@ -50,6 +55,16 @@ class FingerprintModel:
     def query_hop_s(self) -> float:
         """Seconds between segments of a query clip."""
         return float(self.settings["query_hop_s"])
+
+    @property
+    def phone_version(self) -> str:
+        """The version of the telephone band's vectors."""
+        return f"{self.version}-phone{PHONE_VIEW_REVISION}"
+
+    def embed_phone_band(self, mel: np.ndarray, hop_s: float) -> Segments:
+        """`embed` of the frames as a telephone band would have left them: what a clip
+        through a phone is nearest to."""
+        return self.embed(phone_band(mel), hop_s)
 
     def embed(self, mel: np.ndarray, hop_s: float) -> Segments:
         """(frames, N_MELS) log-mel at FRAME_RATE_HZ -> one unit vector every `hop_s` seconds.

@@ -69,6 +69,12 @@ class Policy:
     trusted_margin: float = 0.5
     """Alignments with a margin of at least this and no other pass are not checked either:
     no wrong track's and no unknown clip's best alignment reached 0.4 on calibration clips."""
+    phone_search_below_db: float = -15.0
+    """A clip with no match is searched again in the library's telephone band only if its
+    power above 4 kHz is at least this far below its power in the band (dB,
+    `features.above_band_db`). On calibration clips (VAL music, calib sources, 40 a
+    cell) every phone-across-a-room clip was further below (-15.5 dB at most); about half
+    of the others were not, and are spared the second search."""
 
     @classmethod
     def from_settings(cls, settings: dict) -> Policy:

@@ -11,6 +11,7 @@ after the search: one candidate, with its copies named, and no copy competing wi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from simlib import audio, weights
-from simlib.audio.features import log_mel
+from simlib.audio.features import above_band_db, log_mel
 from simlib.catalog import AddedSince, Catalog, Found, current_build
 from simlib.config import SimlibError
 from simlib.identify.index import FingerprintIndex
-from simlib.identify.model import FingerprintModel
+from simlib.identify.model import PHONE_VIEW, FingerprintModel
 from simlib.identify.peaks import VERSION as PEAKS_VERSION
 from simlib.identify.policy import Decision, Policy, decide
 from simlib.identify.source_check import TrackPeaksOf, check
@@ -50,30 +51,68 @@ def one_per_recording(found: Found, recordings: Recordings) -> Found:
 
 
 @dataclass(frozen=True)
-class ClipMatcher:
-    """The query path over an open index. `track_segments(track_id)` gives a track's
-    stored fingerprints, `path_of(track_id)` its audio file and `track_peaks(track_id)` its
-    stored spectral peaks, each None for a track gone from the library (or, for the peaks,
-    analysed before they were stored); `added` holds tracks analysed after the index build."""
+class StoredView:
+    """One stored view of the library's fingerprints: its index, a track's segments
+    (`track_segments(track_id)`, None for a track gone from the library) and the tracks
+    analysed after the index build (`added`)."""
 
-    model: FingerprintModel
     index: FingerprintIndex
     track_segments: Callable[[int], Segments | None]
+    added: AddedSince = AddedSince.empty()
+
+
+def best_confidence(decision: Decision, policy: Policy) -> float:
+    """The calibrated confidence of a decision's best alignment that keeps time, 0 if none."""
+    return max(
+        (
+            policy.calibration.confidence(e.alignment.margin, e.source_z)
+            for e in decision.evidence
+            if e.alignment.keeps_time()
+        ),
+        default=0.0,
+    )
+
+
+@dataclass(frozen=True)
+class ClipMatcher:
+    """The query path over the stored views. `full` holds the tracks' fingerprints;
+    `phone`, when given, those of their telephone band, searched when `full` finds no
+    match for a clip that sounds narrow-band (`Policy.phone_search_below_db`: a clip
+    through a phone is nearer its track's narrow band). `path_of(track_id)`
+    gives a track's audio file and `track_peaks(track_id)` its stored spectral peaks, each
+    None for a track gone from the library (or, for the peaks, analysed before they were
+    stored)."""
+
+    model: FingerprintModel
+    full: StoredView
     path_of: Callable[[int], Path | None]
     policy: Policy
-    added: AddedSince = AddedSince.empty()
+    phone: StoredView | None = None
     recordings: Recordings = lambda _track_ids: {}
     track_peaks: TrackPeaksOf = lambda _track_id: None
 
     def decide(self, samples: np.ndarray) -> Decision:
-        """The decision on a 16 kHz mono clip."""
-        segments = self.model.embed(log_mel(samples), self.model.query_hop_s)
+        """The decision on a 16 kHz mono clip: the full band's, unless it finds no match,
+        the clip sounds narrow-band and the telephone band's best alignment is more
+        confident."""
+        mel = log_mel(samples)
+        segments = self.model.embed(mel, self.model.query_hop_s)
+        decision = self._decide(self.full, segments, samples)
+        if decision.matches or self.phone is None:
+            return decision
+        if above_band_db(mel) > self.policy.phone_search_below_db:
+            return decision
+        narrow = self._decide(self.phone, segments, samples)
+        confidence = functools.partial(best_confidence, policy=self.policy)
+        return narrow if confidence(narrow) > confidence(decision) else decision
+
+    def _decide(self, view: StoredView, segments: Segments, samples: np.ndarray) -> Decision:
         policy, hop_s = self.policy, self.model.db_hop_s
-        found = self.index.search(segments.vectors, policy.neighbours, policy.probes)
-        found = self.added.merge(found, segments.vectors, policy.neighbours)
+        found = view.index.search(segments.vectors, policy.neighbours, policy.probes)
+        found = view.added.merge(found, segments.vectors, policy.neighbours)
         found = one_per_recording(found, self.recordings)
         shortlist = candidates(Hits.of(found, segments), hop_s, limit=policy.verified)
-        aligned = align(shortlist, segments, self.track_segments, hop_s)
+        aligned = align(shortlist, segments, view.track_segments, hop_s)
         evidence = check(aligned, samples, self.path_of, policy, self.track_peaks)
         return decide(evidence, policy)
 
@@ -120,10 +159,22 @@ Clip = tuple[str, audio.AudioSource]
 
 
 class Identifier:
-    """The catalog's index and a model, reused for every clip of a call."""
+    """The catalog's two fingerprint indexes and a model, reused for every clip of a call."""
 
     def __init__(self, catalog: Catalog, model: FingerprintModel, policy: Policy) -> None:
-        build = current_build(catalog, MODEL, model.version)
+        self.catalog = catalog
+        self.matcher = ClipMatcher(
+            model,
+            self._view(MODEL, model.version),
+            self.path_of,
+            policy,
+            self._view(PHONE_VIEW, model.phone_version),
+            catalog.recordings,
+            lambda track_id: catalog.track_peaks(track_id, PEAKS_VERSION),
+        )
+
+    def _view(self, name: str, version: str) -> StoredView:
+        build = current_build(self.catalog, name, version)
         try:
             index = FingerprintIndex.open(build.path)
         except FileNotFoundError as error:
@@ -131,16 +182,10 @@ class Identifier:
                 "the fingerprint index is missing or from an earlier simlib: run `simlib scan`"
             )
             raise SimlibError(message) from error
-        self.catalog = catalog
-        self.matcher = ClipMatcher(
-            model,
+        return StoredView(
             index,
-            lambda track_id: catalog.track_segments(track_id, MODEL),
-            self.path_of,
-            policy,
-            AddedSince.segments(catalog, MODEL, build),
-            catalog.recordings,
-            lambda track_id: catalog.track_peaks(track_id, PEAKS_VERSION),
+            lambda track_id: self.catalog.track_segments(track_id, name),
+            AddedSince.segments(self.catalog, name, build),
         )
 
     def path_of(self, track_id: int) -> Path | None:

@@ -3,7 +3,8 @@
 Weights trained locally (`simlib.weights.local_path`) take the place of the shipped ones.
 The coordinating process of a scan or a watcher imports this module to name the stages'
 loader for its workers, but never loads a model: the model modules are imported by the
-loaders, in the workers.
+loaders, in the workers (the fingerprint module, which loads nothing, is imported here for
+the name of its phone view).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from simlib import weights
 from simlib.catalog import PackedSegments
+from simlib.identify.model import PHONE_VIEW
 from simlib.library.pipeline import Embedder
 
 if TYPE_CHECKING:
@@ -41,6 +43,22 @@ class FingerprintStage:
 
     def embed(self, mel: np.ndarray) -> PackedSegments:
         return PackedSegments.pack(self.model.embed(mel, self.model.db_hop_s), self.model.db_hop_s)
+
+
+class FingerprintPhoneStage(FingerprintStage):
+    """The same fingerprint of the track's telephone band, indexed for `identify`'s
+    narrow-band second search: a clip through a phone is nearer its track's narrow band
+    than its full band (benchmarks/identify.py, the phone across a room)."""
+
+    name = PHONE_VIEW
+
+    def __init__(self, model: FingerprintModel) -> None:
+        super().__init__(model)
+        self.version = model.phone_version
+
+    def embed(self, mel: np.ndarray) -> PackedSegments:
+        hop_s = self.model.db_hop_s
+        return PackedSegments.pack(self.model.embed_phone_band(mel, hop_s), hop_s)
 
 
 class SimilarityStage:
@@ -83,6 +101,7 @@ def load_embedders(home: Path) -> list[Embedder]:
     """The embedders of this simlib, loaded once per process."""
     return [
         FingerprintStage(load_fingerprint_model(home)),
+        FingerprintPhoneStage(load_fingerprint_model(home)),
         SimilarityStage(load_similarity_model(home)),
     ]
 
