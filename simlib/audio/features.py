@@ -36,11 +36,16 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
     return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
 
 
+def _band_edges_hz() -> np.ndarray:
+    """(N_MELS + 2,) the mel bands' edges: band i rises from edge i, peaks at edge i + 1."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_MELS + 2))
+
+
 @lru_cache(maxsize=1)
 def mel_filters() -> np.ndarray:
     """(N_FFT // 2 + 1, N_MELS) triangular filters on the power spectrum's bins."""
     bins_hz = np.linspace(0.0, ANALYSIS_RATE_HZ / 2, N_FFT // 2 + 1)
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_MELS + 2))
+    edges = _band_edges_hz()
     widths = np.diff(edges)
     slopes = edges[None, :] - bins_hz[:, None]
     rising = -slopes[:, :-2] / widths[:-1]
@@ -167,17 +172,11 @@ NARROW_BAND_TOP_HZ = 4000.0
 """Half of 8 kHz, telephony's sampling rate: a narrow-band call keeps nothing above it."""
 
 
-def band_centres_hz() -> np.ndarray:
-    """(N_MELS,) the centre frequency of each mel band."""
-    edges = _mel_to_hz(np.linspace(_hz_to_mel(F_MIN_HZ), _hz_to_mel(F_MAX_HZ), N_MELS + 2))
-    return edges[1:-1]
-
-
 def above_band_db(mel: np.ndarray) -> float:
     """The mean power of the bands above NARROW_BAND_TOP_HZ against that of the bands
     inside PHONE_BAND_HZ, in dB: far below 0 for audio that went through a phone."""
     power = np.maximum(np.exp(np.asarray(mel, np.float64)) - LOG_FLOOR, 0.0).mean(axis=0)
-    centres = band_centres_hz()
+    centres = _band_edges_hz()[1:-1]
     inside = (centres >= PHONE_BAND_HZ[0]) & (centres <= PHONE_BAND_HZ[1])
     above = power[centres > NARROW_BAND_TOP_HZ].mean()
     return float(10 * np.log10((above + 1e-12) / (power[inside].mean() + 1e-12)))
