@@ -48,13 +48,14 @@ import torch
 from simlib import weights
 from simlib.audio import ANALYSIS_RATE_HZ, decode
 from simlib.audio.features import log_mel
-from simlib.catalog import Catalog, PackedSegments, TrackPeaks
+from simlib.catalog import Catalog, TrackPeaks
 from simlib.identify import index as segment_index
 from simlib.identify.index import FingerprintIndex
 from simlib.identify.model import PHONE_VIEW, FingerprintModel
 from simlib.identify.peaks import track_peaks
 from simlib.identify.policy import SOURCE_Z_CAP, Calibration, Match, Policy
 from simlib.identify.query import ClipMatcher, StoredView
+from simlib.library.embedders import FingerprintPhoneStage, FingerprintStage
 from simlib.train.augment import (
     CONDITIONS,
     SEEN_CONDITIONS,
@@ -68,6 +69,8 @@ from simlib.train.fingerprint import update_settings
 from simlib.types import Segments
 
 OFFSET_TOLERANCE_S = 1.5
+SEGMENT_STAGES = (FingerprintStage, FingerprintPhoneStage)
+"""The scan's stages of the library's two stored views (full band, telephone band)."""
 LENGTHS_S = (3.0, 5.0, 10.0)
 SOURCE_ROLE: dict[str, Role] = {"test": "test", "val": "calib"}
 """The degradation sources each side of the corpus is benchmarked with."""
@@ -221,10 +224,9 @@ class SimlibSystem:
 
     def _analyse(self, samples: np.ndarray) -> tuple[View, TrackPeaks]:
         """A track's segments of both views and its peaks, as a scan stores them."""
-        hop_s, mel = self.model.db_hop_s, log_mel(samples)
-        full = PackedSegments.pack(self.model.embed(mel, hop_s), hop_s)
-        phone = PackedSegments.pack(self.model.embed_phone_band(mel, hop_s), hop_s)
-        return View(full.unpack(), phone.unpack()), track_peaks(samples)
+        mel = log_mel(samples)
+        full, phone = (s(self.model).embed(mel).unpack() for s in SEGMENT_STAGES)
+        return View(full, phone), track_peaks(samples)
 
     def path_of(self, track_id: int) -> Path | None:
         return self.paths[track_id] if track_id < len(self.paths) else None
@@ -245,7 +247,7 @@ class SimlibSystem:
         if found is None:
             return list(decision.matches), None
         aligned = found.alignment
-        confidence = policy.calibration.confidence(aligned.margin, found.source_z)
+        confidence = policy.confidence(found)
         best = Best(aligned.track_id, found.offset_s, aligned.margin, found.source_z, confidence)
         return list(decision.matches), best
 

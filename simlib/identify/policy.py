@@ -97,6 +97,10 @@ class Policy:
         """This policy with every value that is not None replaced."""
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
+    def confidence(self, checked: Evidence) -> float:
+        """The calibrated confidence of a checked alignment (its margin, its source z)."""
+        return self.calibration.confidence(checked.alignment.margin, checked.source_z)
+
     @property
     def verified(self) -> int:
         """Candidates verified per clip."""
@@ -129,8 +133,14 @@ def decide(evidence: tuple[Evidence, ...], policy: Policy) -> Decision:
     matches = []
     for checked in evidence:
         aligned = checked.alignment
-        confidence = policy.calibration.confidence(aligned.margin, checked.source_z)
+        confidence = policy.confidence(checked)
         if aligned.keeps_time() and confidence >= policy.min_confidence:
             matches.append(Match(aligned.track_id, checked.offset_s, confidence, aligned.votes))
     matches.sort(key=lambda m: m.confidence, reverse=True)
     return Decision(tuple(matches[: policy.top]), evidence)
+
+
+def best_confidence(decision: Decision, policy: Policy) -> float:
+    """The confidence of a decision's best alignment that keeps time, 0 if none."""
+    kept = [policy.confidence(e) for e in decision.evidence if e.alignment.keeps_time()]
+    return max(kept, default=0.0)

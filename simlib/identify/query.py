@@ -11,7 +11,6 @@ after the search: one candidate, with its copies named, and no copy competing wi
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ from simlib.config import SimlibError
 from simlib.identify.index import FingerprintIndex
 from simlib.identify.model import PHONE_VIEW, FingerprintModel
 from simlib.identify.peaks import VERSION as PEAKS_VERSION
-from simlib.identify.policy import Decision, Policy, decide
+from simlib.identify.policy import Decision, Policy, best_confidence, decide
 from simlib.identify.source_check import TrackPeaksOf, check
 from simlib.identify.verify import align
 from simlib.identify.vote import Hits, candidates
@@ -61,18 +60,6 @@ class StoredView:
     added: AddedSince = AddedSince.empty()
 
 
-def best_confidence(decision: Decision, policy: Policy) -> float:
-    """The calibrated confidence of a decision's best alignment that keeps time, 0 if none."""
-    return max(
-        (
-            policy.calibration.confidence(e.alignment.margin, e.source_z)
-            for e in decision.evidence
-            if e.alignment.keeps_time()
-        ),
-        default=0.0,
-    )
-
-
 @dataclass(frozen=True)
 class ClipMatcher:
     """The query path over the stored views. `full` holds the tracks' fingerprints;
@@ -103,8 +90,8 @@ class ClipMatcher:
         if above_band_db(mel) > self.policy.phone_search_below_db:
             return decision
         narrow = self._decide(self.phone, segments, samples)
-        confidence = functools.partial(best_confidence, policy=self.policy)
-        return narrow if confidence(narrow) > confidence(decision) else decision
+        better = best_confidence(narrow, self.policy) > best_confidence(decision, self.policy)
+        return narrow if better else decision
 
     def _decide(self, view: StoredView, segments: Segments, samples: np.ndarray) -> Decision:
         policy, hop_s = self.policy, self.model.db_hop_s

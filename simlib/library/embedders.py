@@ -24,6 +24,7 @@ from simlib.library.pipeline import Embedder
 if TYPE_CHECKING:
     from simlib.identify.model import FingerprintModel
     from simlib.similar.model import SimilarityModel
+    from simlib.types import Segments
 
 FINGERPRINT = weights.FINGERPRINT.name
 SIMILARITY = weights.SIMILARITY.name
@@ -42,7 +43,11 @@ class FingerprintStage:
         self.index_params = {"dim": model.dim}
 
     def embed(self, mel: np.ndarray) -> PackedSegments:
-        return PackedSegments.pack(self.model.embed(mel, self.model.db_hop_s), self.model.db_hop_s)
+        hop_s = self.model.db_hop_s
+        return PackedSegments.pack(self._vectors(mel, hop_s), hop_s)
+
+    def _vectors(self, mel: np.ndarray, hop_s: float) -> Segments:
+        return self.model.embed(mel, hop_s)
 
 
 class FingerprintPhoneStage(FingerprintStage):
@@ -56,9 +61,8 @@ class FingerprintPhoneStage(FingerprintStage):
         super().__init__(model)
         self.version = model.phone_version
 
-    def embed(self, mel: np.ndarray) -> PackedSegments:
-        hop_s = self.model.db_hop_s
-        return PackedSegments.pack(self.model.embed_phone_band(mel, hop_s), hop_s)
+    def _vectors(self, mel: np.ndarray, hop_s: float) -> Segments:
+        return self.model.embed_phone_band(mel, hop_s)
 
 
 class SimilarityStage:
