@@ -11,7 +11,7 @@ import torch
 from conftest import music
 
 from simlib import weights
-from simlib.audio.features import log_mel
+from simlib.audio.features import above_band_db, log_mel
 from simlib.catalog.segments import PackedSegments
 from simlib.identify.encoder import FingerprintEncoder
 from simlib.identify.index import FingerprintIndex, build
@@ -24,6 +24,7 @@ from simlib.train import augment
 from simlib.train.export import export
 from simlib.train.fingerprint import (
     MODEL_SETTINGS,
+    PairSampler,
     save_weights,
     train_fingerprint,
     update_settings,
@@ -191,3 +192,26 @@ def test_training_smoke_lowers_loss(tmp_path, monkeypatch) -> None:
     assert weights.read(out.with_suffix(".full.pt"), "fingerprint")["config"]["dim"] == 16
     resumed = train_fingerprint(paths, tmp_path / "noise", out, steps=40, **settings)
     assert resumed["steps"] == 40 and FingerprintModel.load(out.with_suffix(".onnx")).dim == 8
+
+
+def test_phone_pairs_pair_a_phone_clip_with_the_librarys_telephone_band(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setattr(augment, "RIR_CACHE", tmp_path / "rirs.npy")
+    monkeypatch.setattr(
+        augment, "room_impulse_responses", lambda **_: np.eye(1, 400, dtype=np.float32)
+    )
+    for kind in ("speech", "ambient"):
+        (tmp_path / "noise" / kind).mkdir(parents=True)
+        sf.write(tmp_path / "noise" / kind / "a.wav", music(2.0, seed=9) * 0.5, SR)
+    hiss = np.random.default_rng(1).standard_normal(30 * SR) * 0.05  # power above 4 kHz
+    audio = (music(30.0, seed=3) * 0.5 + hiss).astype(np.float16)
+    bounds = np.array([[0, audio.size]])
+    noise = augment.NoiseBank.load(tmp_path / "noise", "train")
+    rng = np.random.default_rng(0)
+    wide_clean, wide_view = PairSampler(audio, bounds, noise).batch(4, rng)
+    clean, view = PairSampler(audio, bounds, noise, phone_chance=1.0).batch(4, rng)
+    assert all(above_band_db(m.numpy()) > -15 for m in wide_clean)
+    # both sides narrow: the clean side as the library's phone view stores it
+    assert all(above_band_db(m.numpy()) < -15 for m in clean)
+    assert all(above_band_db(m.numpy()) < -15 for m in view)

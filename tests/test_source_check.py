@@ -96,7 +96,7 @@ def test_an_unreadable_source_gives_none(album, tmp_path) -> None:
 
 def test_only_likely_doubtful_alignments_with_files_are_checked(album) -> None:
     source, _ = album
-    clip = audio.decode(source, 2.0, 4.0)
+    clip = ClipSpectrum(audio.decode(source, 2.0, 4.0))
     found = [
         Alignment(0, 2.0, 0.6, 1.0, 20, margin=0.4),  # checked
         Alignment(1, 2.0, 0.6, 1.0, 20, margin=0.4),  # no file
@@ -132,7 +132,8 @@ def test_an_alignment_moves_to_the_pass_that_correlates_best(loop_track, pass_s)
     for heard in (clip, noisy(clip, snr_db=5), change_speed(torch.from_numpy(clip), 1.02).numpy()):
         other_pass = 8.0 - pass_s
         aligned = Alignment(0, other_pass, 0.6, 1.0, 20, margin=0.5, repeats=(pass_s,))
-        [evidence] = check((aligned,), heard, lambda _: loop_track, Policy(CALIBRATION, top=1))
+        spectrum = ClipSpectrum(heard)
+        [evidence] = check((aligned,), spectrum, lambda _: loop_track, Policy(CALIBRATION, top=1))
         assert evidence.offset_s == pass_s and evidence.source_z > 6
         assert aligned.offset_s == other_pass  # the alignment itself is left as it was
 

@@ -25,7 +25,7 @@ from simlib.identify.index import FingerprintIndex
 from simlib.identify.model import PHONE_VIEW, FingerprintModel
 from simlib.identify.peaks import VERSION as PEAKS_VERSION
 from simlib.identify.policy import Decision, Policy, best_confidence, decide
-from simlib.identify.source_check import TrackPeaksOf, check
+from simlib.identify.source_check import ClipSpectrum, TrackPeaksOf, check
 from simlib.identify.verify import align
 from simlib.identify.vote import Hits, candidates
 from simlib.types import QueryResult, Segments, Track
@@ -82,25 +82,25 @@ class ClipMatcher:
         """The decision on a 16 kHz mono clip: the full band's, unless it finds no match,
         the clip sounds narrow-band and the telephone band's best alignment is more
         confident."""
-        mel = log_mel(samples)
+        mel, spectrum = log_mel(samples), ClipSpectrum(samples)
         segments = self.model.embed(mel, self.model.query_hop_s)
-        decision = self._decide(self.full, segments, samples)
+        decision = self._decide(self.full, segments, spectrum)
         if decision.matches or self.phone is None:
             return decision
         if above_band_db(mel) > self.policy.phone_search_below_db:
             return decision
-        narrow = self._decide(self.phone, segments, samples)
+        narrow = self._decide(self.phone, segments, spectrum)
         better = best_confidence(narrow, self.policy) > best_confidence(decision, self.policy)
         return narrow if better else decision
 
-    def _decide(self, view: StoredView, segments: Segments, samples: np.ndarray) -> Decision:
+    def _decide(self, view: StoredView, segments: Segments, spectrum: ClipSpectrum) -> Decision:
         policy, hop_s = self.policy, self.model.db_hop_s
         found = view.index.search(segments.vectors, policy.neighbours, policy.probes)
         found = view.added.merge(found, segments.vectors, policy.neighbours)
         found = one_per_recording(found, self.recordings)
         shortlist = candidates(Hits.of(found, segments), hop_s, limit=policy.verified)
         aligned = align(shortlist, segments, view.track_segments, hop_s)
-        evidence = check(aligned, samples, self.path_of, policy, self.track_peaks)
+        evidence = check(aligned, spectrum, self.path_of, policy, self.track_peaks)
         return decide(evidence, policy)
 
 

@@ -252,7 +252,7 @@ TrackPeaksOf = Callable[[int], TrackPeaks | None]
 
 def check(
     alignments: tuple[Alignment, ...],
-    clip: np.ndarray,
+    spectrum: ClipSpectrum,
     path_of: Callable[[int], Path | None],
     policy: Policy,
     track_peaks: TrackPeaksOf = lambda _track_id: None,
@@ -262,8 +262,8 @@ def check(
     below `policy.trusted_margin`) and whose track has stored peaks (`track_peaks`) or a
     readable file (`path_of`) are checked: first moved to the pass of a loop whose
     `level_correlation` with the clip is highest (when the file is at hand), then given the
-    source z there."""
-    spectrum, checked, out = ClipSpectrum(clip), 0, []
+    source z there. `spectrum` keeps what it computed of the clip for a later check."""
+    checked, out = 0, []
     with ThreadPoolExecutor(CHECK_THREADS) as pool:  # no thread starts until a check
         for aligned in alignments:
             evidence = None

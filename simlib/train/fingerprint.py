@@ -34,10 +34,11 @@ from torch.nn import functional as F
 
 from simlib import weights
 from simlib.audio import ANALYSIS_RATE_HZ, DecodeError, decode
-from simlib.audio.features import HOP, N_FFT, log_mel_frames
+from simlib.audio.features import HOP, N_FFT, log_mel_frames, phone_band
 from simlib.files import replace_atomically
 from simlib.identify.encoder import FingerprintEncoder
 from simlib.train.augment import (
+    CONDITIONS,
     ROOM_RECIPE,
     SYNTH_SPEECH_DIR,
     TRAINING_RECIPE,
@@ -67,6 +68,8 @@ MODEL_SETTINGS = {"segment_s": 1.0, "db_hop_s": 0.5, "query_hop_s": 0.2}
 """What a trained model's vectors are made with, stored beside its weights."""
 
 Progress = Callable[[int, int, float], None]
+Pair = tuple[np.ndarray, np.ndarray, bool]
+"""A clean crop, its degraded view, and whether the clean side is a telephone band."""
 
 
 def load_audio(paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
@@ -89,15 +92,24 @@ class PairSampler:
     """Draws (clean, degraded) crops of random loud segments."""
 
     def __init__(
-        self, audio: np.ndarray, bounds: np.ndarray, noise: NoiseBank, room_chance: float = 0.0
+        self,
+        audio: np.ndarray,
+        bounds: np.ndarray,
+        noise: NoiseBank,
+        room_chance: float = 0.0,
+        phone_chance: float = 0.0,
     ) -> None:
         if noise.role == "test":
             raise ValueError("test sources never train or validate the fingerprint")
-        self.audio, self.bounds = audio, bounds
+        self.audio, self.bounds, self.noise = audio, bounds, noise
         self.family = degradation_family(noise)
         self.recipe = {k: v for k, v in TRAINING_RECIPE.items() if k != "speed"}
         self.room_chance = room_chance
         """Share of views degraded by ROOM_RECIPE instead of the independent draws."""
+        self.phone_chance = phone_chance
+        """Share of stretches heard as a phone across a room (the benchmark's condition on
+        this bank's sources) and paired with the clean crop's telephone band: the library's
+        phone view (`FingerprintModel.embed_phone_band`), which otherwise never trains."""
         lengths = (bounds[:, 1] - bounds[:, 0]).astype(np.float64)
         self.weights = lengths / lengths.sum()
 
@@ -123,8 +135,9 @@ class PairSampler:
             raise ValueError("no track is long enough for a training crop")
         return start, fits
 
-    def pairs(self, rng: np.random.Generator, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Up to `count` (clean, degraded) crops STRIDE apart, from one degraded stretch."""
+    def pairs(self, rng: np.random.Generator, count: int) -> list[Pair]:
+        """Up to `count` (clean, degraded, narrow) crops STRIDE apart, from one degraded
+        stretch; `narrow`: the clean side stands for the library's telephone band."""
         start, count = self._anchor(rng, count)
         span = (count - 1) * STRIDE + CROP
         speed = rng.uniform(1 - MAX_SPEED, 1 + MAX_SPEED) if rng.random() < SPEED_CHANCE else 1.0
@@ -134,14 +147,19 @@ class PairSampler:
         view = torch.from_numpy(source)
         if speed != 1.0:
             view = change_speed(view, speed)
-        room = self.room_chance > 0 and rng.random() < self.room_chance
-        view = degrade(view, rng, self.family, ROOM_RECIPE if room else self.recipe)
+        narrow = self.phone_chance > 0 and rng.random() < self.phone_chance
+        if narrow:
+            phoned, _ = CONDITIONS["phone_room"](view.numpy(), rng, self.noise)
+            view = torch.from_numpy(phoned)
+        else:
+            room = self.room_chance > 0 and rng.random() < self.room_chance
+            view = degrade(view, rng, self.family, ROOM_RECIPE if room else self.recipe)
         out = []
         for i in range(count):
             at = start + int(round(i * STRIDE * speed))
             clean = self.audio[at : at + CROP].astype(np.float32)
             crop = view[PRE + i * STRIDE : PRE + i * STRIDE + CROP]
-            out.append((clean, F.pad(crop, (0, CROP - crop.numel())).numpy()))
+            out.append((clean, F.pad(crop, (0, CROP - crop.numel())).numpy(), narrow))
         return out
 
     def clean_batch(self, size: int, rng: np.random.Generator) -> torch.Tensor:
@@ -151,10 +169,14 @@ class PairSampler:
 
     def batch(self, size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(size, FRAMES, N_MELS) clean and degraded log-mel batches."""
-        pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        pairs: list[Pair] = []
         while len(pairs) < size:
             pairs += self.pairs(rng, min(PER_STRETCH, size - len(pairs)))
-        return _log_mel([p[0] for p in pairs]), _log_mel([p[1] for p in pairs])
+        clean = _log_mel([p[0] for p in pairs])
+        narrow = torch.tensor([p[2] for p in pairs])
+        if narrow.any():
+            clean[narrow] = torch.from_numpy(phone_band(clean[narrow].numpy()))
+        return clean, _log_mel([p[1] for p in pairs])
 
 
 def _log_mel(crops: list) -> torch.Tensor:
@@ -226,6 +248,7 @@ def train_fingerprint(
     val_pairs: int = 512,
     pca_segments: int = 4096,
     room_chance: float = 0.0,
+    phone_chance: float = 0.0,
     synth_dirs: Sequence[Path] = (),
     val_role: Role = "train",
 ) -> dict:
@@ -250,9 +273,9 @@ def train_fingerprint(
     noise = NoiseBank.load(noise_dirs, "train", synth_dirs)
     val_noise = noise if val_role == "train" else NoiseBank.load(noise_dirs, val_role, synth_dirs)
     audio, bounds = load_audio(audio_paths)
-    sampler = PairSampler(audio, bounds, noise, room_chance)
+    sampler = PairSampler(audio, bounds, noise, room_chance, phone_chance)
     val_audio = load_audio(val_paths) if val_paths else (audio, bounds[::10])
-    val_sampler = PairSampler(*val_audio, val_noise, room_chance)
+    val_sampler = PairSampler(*val_audio, val_noise, room_chance, phone_chance)
     val_clean, val_view = val_sampler.batch(val_pairs, np.random.default_rng(1))
 
     settings = starting_settings(init_weights)
@@ -352,6 +375,13 @@ def main() -> None:
     parser.add_argument(
         "--room-chance", type=float, default=0.0, help="share of views from ROOM_RECIPE"
     )
+    parser.add_argument(
+        "--phone-chance",
+        type=float,
+        default=0.0,
+        help="share of stretches heard through a phone across a room, paired with the "
+        "library's telephone band",
+    )
     args = parser.parse_args()
     corpus = args.corpus.expanduser()
     extras = [e.expanduser() for e in args.extra]
@@ -374,6 +404,7 @@ def main() -> None:
         init_weights=args.init_weights,
         lr=args.lr,
         room_chance=args.room_chance,
+        phone_chance=args.phone_chance,
         synth_dirs=[args.synth_speech] if args.synth_speech.is_dir() else [],
         val_role="calib",
     )
