@@ -171,7 +171,10 @@ def test_empty_index(tmp_path, model: FingerprintModel) -> None:
         FingerprintIndex.open(tmp_path / "missing")
 
 
-def test_training_smoke_lowers_loss(tmp_path, monkeypatch) -> None:
+@pytest.fixture
+def noise_dir(tmp_path, monkeypatch) -> Path:
+    """A folder of one speech and one ambient clip, and a one-tap room: a training bank
+    that builds in no time."""
     monkeypatch.setattr(augment, "RIR_CACHE", tmp_path / "rirs.npy")
     monkeypatch.setattr(
         augment, "room_impulse_responses", lambda **_: np.eye(1, 400, dtype=np.float32)
@@ -179,6 +182,10 @@ def test_training_smoke_lowers_loss(tmp_path, monkeypatch) -> None:
     for kind in ("speech", "ambient"):
         (tmp_path / "noise" / kind).mkdir(parents=True)
         sf.write(tmp_path / "noise" / kind / "a.wav", music(2.0, seed=9) * 0.5, SR)
+    return tmp_path / "noise"
+
+
+def test_training_smoke_lowers_loss(tmp_path, noise_dir) -> None:
     paths = []
     for i in range(2):
         paths.append(tmp_path / f"t{i}.wav")
@@ -186,30 +193,21 @@ def test_training_smoke_lowers_loss(tmp_path, monkeypatch) -> None:
     out = tmp_path / "fp.pt"
     settings = {"batch_size": 16, "dim": 16, "width": 4, "pca_dim": 8, "val_pairs": 32}
     settings["pca_segments"] = 64
-    summary = train_fingerprint(paths, tmp_path / "noise", out, steps=40, **settings)
+    summary = train_fingerprint(paths, noise_dir, out, steps=40, **settings)
     assert summary["steps"] == 40 and summary["last_loss"] < summary["first_loss"]
     assert FingerprintModel.load(out.with_suffix(".onnx")).dim == 8
     assert weights.read(out.with_suffix(".full.pt"), "fingerprint")["config"]["dim"] == 16
-    resumed = train_fingerprint(paths, tmp_path / "noise", out, steps=40, **settings)
+    resumed = train_fingerprint(paths, noise_dir, out, steps=40, **settings)
     assert resumed["steps"] == 40 and FingerprintModel.load(out.with_suffix(".onnx")).dim == 8
 
 
-def test_phone_pairs_pair_a_phone_clip_with_the_librarys_telephone_band(
-    tmp_path, monkeypatch
-) -> None:
-    monkeypatch.setattr(augment, "RIR_CACHE", tmp_path / "rirs.npy")
-    monkeypatch.setattr(
-        augment, "room_impulse_responses", lambda **_: np.eye(1, 400, dtype=np.float32)
-    )
-    for kind in ("speech", "ambient"):
-        (tmp_path / "noise" / kind).mkdir(parents=True)
-        sf.write(tmp_path / "noise" / kind / "a.wav", music(2.0, seed=9) * 0.5, SR)
+def test_phone_pairs_pair_a_phone_clip_with_the_librarys_telephone_band(noise_dir) -> None:
     hiss = np.random.default_rng(1).standard_normal(30 * SR) * 0.05  # power above 4 kHz
     audio = (music(30.0, seed=3) * 0.5 + hiss).astype(np.float16)
     bounds = np.array([[0, audio.size]])
-    noise = augment.NoiseBank.load(tmp_path / "noise", "train")
+    noise = augment.NoiseBank.load(noise_dir, "train")
     rng = np.random.default_rng(0)
-    wide_clean, wide_view = PairSampler(audio, bounds, noise).batch(4, rng)
+    wide_clean, _ = PairSampler(audio, bounds, noise).batch(4, rng)
     clean, view = PairSampler(audio, bounds, noise, phone_chance=1.0).batch(4, rng)
     assert all(above_band_db(m.numpy()) > -15 for m in wide_clean)
     # both sides narrow: the clean side as the library's phone view stores it
