@@ -94,6 +94,18 @@ def test_codec_roundtrip_keeps_length_and_content(codec: str) -> None:
     assert float((out**2).mean()) > 0.3 * float((audio**2).mean())
 
 
+@pytest.mark.parametrize("codec, kbps", [("gsm", 0), ("speex", 5.95), ("speex", 11)])
+def test_speech_codecs_keep_pitch_and_timing(codec: str, kbps: float) -> None:
+    t = np.arange(SR) / SR
+    on = np.floor(t / 0.25) % 2 == 0  # a tone gated every 250 ms
+    tone = torch.from_numpy((0.3 * np.sin(2 * np.pi * 440 * t) * on).astype(np.float32))
+    out = codec_roundtrip(tone, codec, int(kbps * 1000), 8000).numpy()
+    assert abs(int(np.argmax(np.abs(np.fft.rfft(out)))) - 440) <= 3  # 1 Hz bins
+    power = (out.reshape(-1, SR // 400) ** 2).mean(axis=1)  # 2.5 ms frames
+    onset = int(np.argmax(power[200:] > 0.1 * np.median(power[:100]))) + 200
+    assert abs(onset - 200) <= 2  # the second burst starts at 0.5 s: the delay is removed
+
+
 def test_conditions_are_seeded_and_cut(noise: NoiseBank) -> None:
     audio = music(3.2)
     for name in [*CONDITIONS, *SEEN_CONDITIONS]:

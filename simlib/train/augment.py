@@ -41,6 +41,7 @@ from scipy import signal as sps
 
 from simlib.audio import ANALYSIS_RATE_HZ, DecodeError, decode
 from simlib.files import replace_atomically
+from simlib.train import speech_codecs
 
 DEFAULT_NOISE_DIR = Path("~/simlib-corpus/noise").expanduser()
 SYNTH_SPEECH_DIR = Path("~/.cache/simlib/synth-speech").expanduser()
@@ -159,6 +160,8 @@ CODEC_ROLES: dict[Role, list[tuple[str, int, tuple[float, ...]]]] = {
         ("g726", 8000, (16, 24, 32, 40)),
         ("mulaw", 8000, (0,)),
         ("nellymoser", 8000, (0,)),
+        ("gsm", 8000, (0,)),
+        ("speex", 8000, (5.95, 8, 11)),
     ],
     "calib": [
         ("mp2", 16000, (32, 48, 64)),
@@ -175,16 +178,38 @@ CODEC_ROLES: dict[Role, list[tuple[str, int, tuple[float, ...]]]] = {
 """(codec, sample rate, kbit/s choices; 0 = the codec's only rate) per role."""
 
 
+SPEECH_CODECS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "gsm": lambda samples, _kbps: speech_codecs.gsm_roundtrip(samples),
+    "speex": speech_codecs.speex_roundtrip,
+}
+"""Short name -> round trip of 8 kHz int16 samples at kbit/s: the phone networks' codecs
+PyAV cannot encode (`simlib.train.speech_codecs`)."""
+
+
 def codec_roundtrip(
     audio: torch.Tensor, codec: str, bitrate_bps: int, rate_hz: int = SR
 ) -> torch.Tensor:
-    """Resample to `rate_hz`, encode with `codec` (a CODECS name) at `bitrate_bps` (0: the
-    codec's own) in memory, decode back to SR; same length as `audio`."""
-    encoder, fmt, sample_format = CODECS[codec]
+    """Resample to `rate_hz`, encode with `codec` (a CODECS or SPEECH_CODECS name) at
+    `bitrate_bps` (0: the codec's own) in memory, decode back to SR; same length as
+    `audio`."""
     x = audio.detach().cpu().float()
     if rate_hz != SR:
         x = taf.resample(x, SR, rate_hz)
-    samples = x.numpy().astype(np.float32)
+    if codec in SPEECH_CODECS:
+        pcm = (np.clip(x.numpy(), -1, 1) * 32767).astype(np.int16)
+        coded = torch.from_numpy(SPEECH_CODECS[codec](pcm, bitrate_bps / 1000) / 32767.0)
+        decoded = taf.resample(coded.float(), rate_hz, SR).numpy()
+    else:
+        decoded = _pyav_roundtrip(x.numpy().astype(np.float32), codec, bitrate_bps, rate_hz)
+    n = audio.numel()
+    result = np.zeros(n, dtype=np.float32)
+    result[: min(n, decoded.size)] = decoded[:n]
+    return torch.from_numpy(result)
+
+
+def _pyav_roundtrip(samples: np.ndarray, codec: str, bitrate_bps: int, rate_hz: int) -> np.ndarray:
+    """`samples` at `rate_hz` through a CODECS encoder and back, decoded at SR."""
+    encoder, fmt, sample_format = CODECS[codec]
     if sample_format == "s16":
         samples = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
     buf = io.BytesIO()
@@ -201,13 +226,10 @@ def codec_roundtrip(
             out.mux(packet)
     buf.seek(0)
     decoded = decode(buf)
-    n = audio.numel()
     priming = 1024 * SR // rate_hz
-    if codec == "aac" and decoded.size >= n + priming:
+    if codec == "aac" and decoded.size >= samples.size * SR // rate_hz + priming:
         decoded = decoded[priming:]  # AAC encoder priming samples
-    result = np.zeros(n, dtype=np.float32)
-    result[: min(n, decoded.size)] = decoded[:n]
-    return torch.from_numpy(result)
+    return decoded
 
 
 def random_codec(audio: torch.Tensor, rng: np.random.Generator, role: Role) -> torch.Tensor:
