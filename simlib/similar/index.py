@@ -200,6 +200,13 @@ class TrackIndex:
         neighbours = self.vectors[rows[near]]
         return plus_nearest(query[None, :], score[near][None, :], neighbours, k)[0]
 
+    def expanded_added(self, ranked: np.ndarray, own: list[frozenset[int]]) -> np.ndarray:
+        """(n, dim) ranked vectors of tracks analysed after the build, each expanded as a
+        query is (`expanded_query`, without `own[i]`: its track and copies), so that they
+        rank like the indexed tracks until the next build."""
+        rows = [self.expanded_query(row, ids) for row, ids in zip(ranked, own, strict=True)]
+        return np.stack(rows) if rows else ranked
+
 
 def ranked_scores(vectors: np.ndarray, ranking: dict | list | None = None) -> np.ndarray:
     """(n, n) scores of every (n, dim) vector as a query (row) against every vector as an

@@ -11,7 +11,7 @@ are current before the index is rebuilt.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +87,13 @@ class Recommender:
         self.catalog = catalog
         self.model = model
         self.index = TrackIndex(build.path, build.dim or model.dim, model.ranking)
-        self.added = AddedSince.embeddings(catalog, MODEL, build)
+        added = AddedSince.embeddings(catalog, MODEL, build)
+        if added.track_id.size:
+            own = [frozenset(catalog.same_audio(i)) for i in added.track_id.tolist()]
+            ranked = self.index.expanded_added(self.index.ranked(added.vectors), own)
+            added = replace(added, vectors=ranked)
+        self.added = added
+        """Tracks analysed since the build, in the space the index ranks in."""
 
     def seed(self, query: str) -> Seed:
         """The vector of a library track, or of any audio file embedded now."""
@@ -118,9 +124,7 @@ class Recommender:
         while True:
             found = self.index.nearest(query, wanted * OVERFETCH)
             complete = len(found) < wanted * OVERFETCH
-            found = self.added.merge(
-                found, query[None, :], len(self.added.track_id), self.index.ranked
-            )
+            found = self.added.merge(found, query[None, :], len(self.added.track_id))
             results = self._ranked(found, excluded, seeds, filters)
             if len(results) >= n or complete:
                 return tuple(results[:n])
