@@ -8,7 +8,6 @@ Tracks deleted since are no longer in the catalog, and queries drop them on look
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,20 +88,14 @@ class AddedSince:
     def empty(cls) -> AddedSince:
         return cls(np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros((0, 1), np.float32))
 
-    def merge(
-        self,
-        found: Found,
-        queries: np.ndarray,
-        k: int,
-        prepare: Callable[[np.ndarray], np.ndarray] = lambda vectors: vectors,
-    ) -> Found:
+    def merge(self, found: Found, queries: np.ndarray, k: int) -> Found:
         """`found` without the rows of tracks analysed since, plus the `k` nearest rows of
-        those tracks to each of `queries` by dot product (after `prepare`, which must put
-        the rows in the space the queries are in)."""
+        those tracks to each of `queries` by dot product (the rows must be in the space
+        the queries are in)."""
         if self.track_id.size == 0 or len(queries) == 0:
             return found
         keep = ~np.isin(found.track_id, self.track_id)
-        score = np.asarray(queries, np.float32) @ prepare(self.vectors).T
+        score = np.asarray(queries, np.float32) @ self.vectors.T
         k = min(k, self.track_id.size)
         best = np.argpartition(-score, k - 1, axis=1)[:, :k]
         rows = np.repeat(np.arange(len(queries)), k)

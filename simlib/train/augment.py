@@ -196,8 +196,8 @@ def codec_roundtrip(
     if rate_hz != SR:
         x = taf.resample(x, SR, rate_hz)
     if codec in SPEECH_CODECS:
-        pcm = (np.clip(x.numpy(), -1, 1) * 32767).astype(np.int16)
-        coded = torch.from_numpy(SPEECH_CODECS[codec](pcm, bitrate_bps / 1000) / 32767.0)
+        coded = SPEECH_CODECS[codec](_pcm16(x.numpy()), bitrate_bps / 1000)
+        coded = torch.from_numpy(coded / PCM16_FULL_SCALE)
         decoded = taf.resample(coded.float(), rate_hz, SR).numpy()
     else:
         decoded = _pyav_roundtrip(x.numpy().astype(np.float32), codec, bitrate_bps, rate_hz)
@@ -207,11 +207,20 @@ def codec_roundtrip(
     return torch.from_numpy(result)
 
 
+PCM16_FULL_SCALE = 32767
+"""16-bit PCM's largest sample: float audio in [-1, 1] scaled to it."""
+
+
+def _pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] (clipped) as 16-bit PCM."""
+    return (np.clip(samples, -1, 1) * PCM16_FULL_SCALE).astype(np.int16)
+
+
 def _pyav_roundtrip(samples: np.ndarray, codec: str, bitrate_bps: int, rate_hz: int) -> np.ndarray:
     """`samples` at `rate_hz` through a CODECS encoder and back, decoded at SR."""
     encoder, fmt, sample_format = CODECS[codec]
     if sample_format == "s16":
-        samples = (np.clip(samples, -1, 1) * 32767).astype(np.int16)
+        samples = _pcm16(samples)
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
         stream = out.add_stream(encoder, rate=rate_hz)

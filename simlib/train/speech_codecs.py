@@ -14,7 +14,6 @@ import functools
 
 import numpy as np
 
-RATE_HZ = 8000
 GSM_FRAME, GSM_BYTES = 160, 33
 """GSM 06.10 codes 160 samples (20 ms) into 33 bytes (13.2 kbit/s)."""
 SPEEX_NB_MODE, SPEEX_SET_QUALITY, SPEEX_GET_FRAME_SIZE = 0, 4, 3
