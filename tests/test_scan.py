@@ -11,6 +11,7 @@ from conftest import MeanMel
 from simlib import api, example_library
 from simlib.catalog import Catalog
 from simlib.config import SimlibError
+from simlib.library.pipeline import PEAKS
 from simlib.library.sync import scan, walk
 from simlib.similar.index import TrackIndex
 
@@ -63,6 +64,20 @@ def test_new_model_version_reanalyses(catalog, library):
     embedder.version = "2"
     report = run_scan(catalog, library, embedder)
     assert report.analysed == 24 and report.indexes == ["mean-mel"]
+
+
+def test_a_new_version_of_one_model_redoes_that_stage_only(catalog, library):
+    class Other(MeanMel):
+        name = "other-mel"
+
+    scan(catalog, [library], lambda: [MeanMel(), Other()])
+    kept, bumped = MeanMel(), Other()
+    bumped.version = "2"
+    report = scan(catalog, [library], lambda: [kept, bumped])
+    assert (report.analysed, kept.calls, bumped.calls) == (24, 0, 24)
+    expected = {PEAKS.name: PEAKS.version, "mean-mel": "1", "other-mel": "2"}
+    assert all(k.versions == expected for k in catalog.known_tracks(1).values())
+    assert len(catalog.vectors("mean-mel")[0]) == 24  # the kept outputs are still there
 
 
 def test_a_track_index_of_an_earlier_simlib_is_rebuilt(catalog, library):

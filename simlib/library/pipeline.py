@@ -138,8 +138,14 @@ def embed(embedder: Embedder, mel: np.ndarray) -> np.ndarray | PackedSegments:
         return embedder.embed(mel)
 
 
-def analyse(path: Path, embedders: list[Embedder], info: audio.AudioInfo | None = None) -> Analysis:
-    """Run every stage on one file. FileNotFoundError means it vanished meanwhile."""
+def analyse(
+    path: Path,
+    embedders: list[Embedder],
+    info: audio.AudioInfo | None = None,
+    kept: frozenset[str] = frozenset(),
+) -> Analysis:
+    """Run the stages on one file, but not the embedders named in `kept` (their stored
+    outputs are current for this audio). FileNotFoundError means it vanished meanwhile."""
     state = file_state(path)
     if state.size == 0:
         raise AnalysisError("empty file (0 bytes)")
@@ -149,5 +155,5 @@ def analyse(path: Path, embedders: list[Embedder], info: audio.AudioInfo | None 
     if duration_s < MIN_DURATION_S:
         raise AnalysisError(f"too short to analyse ({duration_s:.2f} s < {MIN_DURATION_S:g} s)")
     outputs = {PEAKS.name: (PEAKS.version, track_peaks)}
-    outputs.update({e.name: (e.version, embed(e, mel)) for e in embedders})
+    outputs.update({e.name: (e.version, embed(e, mel)) for e in embedders if e.name not in kept})
     return Analysis(state=state, tags=tags, info=info, duration_s=duration_s, outputs=outputs)

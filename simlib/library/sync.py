@@ -125,11 +125,14 @@ def _inspect(_context: None, path: Path) -> tuple[FileState, AudioInfo | str] | 
         return None if not os.path.lexists(path) else (_error_state(path), reason(error))
 
 
-def _analyse(embedders: list[Embedder], job: tuple[Path, AudioInfo]) -> Analysis | str | None:
-    """Worker: the Analysis, a one-line reason, or None if the file vanished."""
-    path, info = job
+def _analyse(
+    embedders: list[Embedder], job: tuple[Path, AudioInfo, frozenset[str]]
+) -> Analysis | str | None:
+    """Worker: the Analysis (without the stages the job keeps), a one-line reason, or None
+    if the file vanished."""
+    path, info, kept = job
     try:
-        return analyse(path, embedders, info)
+        return analyse(path, embedders, info, kept)
     except FileNotFoundError:
         return None
     except AnalysisError as error:
@@ -167,6 +170,14 @@ class Sync:
 
     def _is_current(self, known: KnownTrack) -> bool:
         return known.status == "ok" and known.versions == self.versions
+
+    def _kept_stages(self, path: Path, info: AudioInfo) -> frozenset[str]:
+        """The stages whose stored outputs for this file are current: its audio is the
+        one analysed, so a new version of one model redoes that model's stage only."""
+        before = self.known.get(str(path))
+        if before is None or before.status != "ok" or before.content_hash != info.content_hash:
+            return frozenset()
+        return frozenset(k for k, v in before.versions.items() if self.versions.get(k) == v)
 
     def _needs_work(self, path: Path, before: KnownTrack | None) -> bool:
         try:
@@ -312,7 +323,8 @@ class Sync:
         self, pool: Pool, to_analyse: list[tuple[Path, AudioInfo]], missing: dict[str, KnownTrack]
     ) -> None:
         report = self.report
-        for done, ((path, _info), result) in enumerate(pool.map(_analyse, to_analyse), 1):
+        jobs = [(path, info, self._kept_stages(path, info)) for path, info in to_analyse]
+        for done, ((path, _info, _kept), result) in enumerate(pool.map(_analyse, jobs), 1):
             if isinstance(result, Analysis):
                 self.catalog.write_analysis(
                     result.state,
