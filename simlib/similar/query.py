@@ -89,7 +89,9 @@ class Recommender:
         self.index = TrackIndex(build.path, build.dim or model.dim, model.ranking)
         added = AddedSince.embeddings(catalog, MODEL, build)
         if added.track_id.size:
-            own = [frozenset(catalog.same_audio(i)) for i in added.track_id.tolist()]
+            ids = added.track_id.tolist()
+            copies = catalog.recordings(ids)  # one lookup for all: start-up grows with them
+            own = [frozenset(copies.get(i, (i,))) for i in ids]
             ranked = self.index.expanded_added(self.index.ranked(added.vectors), own)
             added = replace(added, vectors=ranked)
         self.added = added
