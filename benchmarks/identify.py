@@ -123,14 +123,15 @@ def make_clips(
     seed: int,
     seconds: dict[Path, float],
     seen: bool = True,
+    conditions: tuple[str, ...] = tuple(CONDITIONS),
 ) -> list[Clip]:
-    """Write every (condition, length) cell's clips and the not-in-library clips to
-    `outdir`; CONDITIONS draw on banks["main"], SEEN_CONDITIONS on banks["seen"]."""
+    """Write the (condition, length) cells' clips of `conditions` and their not-in-library
+    clips to `outdir`; CONDITIONS draw on banks["main"], SEEN_CONDITIONS on banks["seen"]."""
     rng = np.random.default_rng(seed)
     outdir.mkdir(parents=True, exist_ok=True)
-    cells = [(c, n, False) for c in CONDITIONS for n in LENGTHS_S]
+    cells = [(c, n, False) for c in conditions for n in LENGTHS_S]
     cells += [(c, n, False) for c, n in SEEN_CELLS] if seen else []
-    cells += [(c, n, True) for c, n in OUTSIDE_CELLS]
+    cells += [(c, n, True) for c, n in OUTSIDE_CELLS if c in conditions]
     clips: list[Clip] = []
     for condition, length_s, outside in cells:
         pool = library.outside if outside else library.paths
@@ -577,7 +578,23 @@ def parse_args() -> argparse.Namespace:
         "--side", choices=sorted(SOURCE_ROLE), default="test", help="val: model selection"
     )
     parser.add_argument("--clips-per-cell", type=int, default=40)
+    parser.add_argument(
+        "--conditions",
+        nargs="+",
+        choices=list(CONDITIONS),
+        default=list(CONDITIONS),
+        help="only these conditions' cells (model selection on more clips a cell)",
+    )
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--outcomes", type=Path, default=None, help="write each clip's right/wrong here (JSON)"
+    )
+    parser.add_argument(
+        "--paired-with",
+        type=Path,
+        default=None,
+        help="an earlier run's --outcomes on the same clips: compared clip by clip",
+    )
     parser.add_argument(
         "--weights", default=None, help="comma-separated ONNX files (default: the shipped model)"
     )
@@ -633,7 +650,7 @@ def main() -> None:
         work = Path(tmp)
         clips = make_clips(
             library, banks, args.clips_per_cell, work / "clips", args.seed, seconds,
-            seen=not args.no_seen,
+            seen=not args.no_seen, conditions=tuple(args.conditions),
         )  # fmt: skip
         print(f"{len(clips)} {args.side} clips written", flush=True)
         calibration: list[Clip] = []
@@ -756,7 +773,7 @@ def report(args, library, clips, models, results, builds, latencies, scale, disk
               f"{calibration.margin} / {calibration.with_source}")  # fmt: skip
     header = f"{'condition':<17}{'len':>4}{'n':>4}" + "".join(f"{n:>{width}}" for n in names)
     print(header + "\n" + "-" * len(header))
-    cells = [(c, n) for c in CONDITIONS for n in LENGTHS_S]
+    cells = [(c, n) for c in args.conditions for n in LENGTHS_S]
     cells += [] if args.no_seen else list(SEEN_CELLS)
     top1 = {}
     for condition, length_s in cells:
@@ -790,6 +807,8 @@ def report(args, library, clips, models, results, builds, latencies, scale, disk
         line += f"{sum(o.elsewhere for o in results[n].values()):>{width}}"
     print(line + "   (same audio at another place: `same_audio`)")
     report_families(names, results, clips)
+    simlib_names = [n for n in names if n in models]
+    report_paired(paired_outcomes(args, simlib_names, results, clips), clips)
     for clip in distinct:
         for n in names:
             if results[n][clip.path].matched:
@@ -802,7 +821,7 @@ def report(args, library, clips, models, results, builds, latencies, scale, disk
         if n in models:
             pr_curve(n, results[n], clips, distinct)
     extras = report_scale_disk(args, scale, disk, audio_s)
-    if args.side == "test":  # the goals are set on TEST music with test sources
+    if args.side == "test" and set(args.conditions) == set(CONDITIONS):  # TEST's goals
         report_goals(names, main, top1, results, distinct, extras)
 
 
@@ -818,6 +837,49 @@ def report_families(names: list[str], results: dict, clips: list[Clip]) -> None:
             for n in names:
                 line += f"{pct([results[n][c.path].correct for c in cell]):>{width}}"
             print(line)
+
+
+def sign_test_p(wins: int, losses: int) -> float:
+    """Two-sided exact sign test: the chance of a split at least this uneven between
+    `wins` and `losses` if either model were as likely to be the one right."""
+    n, low = wins + losses, min(wins, losses)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, k) for k in range(low + 1)) / 2**n)
+
+
+def report_paired(correct: dict[str, dict[str, bool]], clips: list[Clip]) -> None:
+    """Each system of `correct` ({system: {clip file name: right}}) against the first on
+    the clips both answered, per condition (all lengths): clips only one of the two gets
+    right, and whether that split is beyond chance. A cell of 40 clips moves by a few
+    clips between two equal models; this says which differences are more than that."""
+    first, *others = correct
+    if not others:
+        return
+    print(f"\npaired against {first} (all lengths): clips right only with it / only with "
+          f"the other, sign-test p")  # fmt: skip
+    for other in others:
+        for condition in CONDITIONS:
+            names = [c.path.name for c in clips if c.condition == condition]
+            both = [n for n in names if n in correct[first] and n in correct[other]]
+            if not both:
+                continue
+            wins = sum(correct[first][n] and not correct[other][n] for n in both)
+            losses = sum(correct[other][n] and not correct[first][n] for n in both)
+            print(f"  {other:<32}{condition:<12}{len(both):>5}{wins:>6} /{losses:>4}"
+                  f"   p {sign_test_p(wins, losses):.3f}")  # fmt: skip
+
+
+def paired_outcomes(args, names: list[str], results: dict, clips: list[Clip]) -> dict:
+    """{system: {clip file name: right}} of this run's simlib models (written to
+    `--outcomes`), then those of an earlier run on the same clips (`--paired-with`)."""
+    correct = {n: {c.path.name: results[n][c.path].correct for c in clips} for n in names}
+    if args.outcomes:
+        args.outcomes.write_text(json.dumps(correct))
+    if args.paired_with:
+        earlier = json.loads(args.paired_with.read_text())
+        correct |= {f"{n} (earlier run)": v for n, v in earlier.items()}
+    return correct
 
 
 def report_scale_disk(args, scale: dict, disk: dict | None, audio_s: float) -> dict:

@@ -65,3 +65,22 @@ def test_a_clip_of_a_track_outside_the_library_is_never_right(bench, library) ->
     clip = _clip(bench, library[0], -1)
     assert not bench.is_correct(clip, bench.Match(0, 0.5, 1.0, 1), library)
     assert not bench.is_correct(_clip(bench, library[0], 0), None, library)
+
+
+def test_paired_count_says_which_splits_are_beyond_chance(bench, capsys):
+    """The sign test's p is the binomial tail of the discordant clips, both sides."""
+    assert bench.sign_test_p(35, 35) == 1.0 and bench.sign_test_p(0, 0) == 1.0
+    assert bench.sign_test_p(3, 0) == pytest.approx(0.25)  # 2 * (1/2)^3
+    assert bench.sign_test_p(27, 51) == pytest.approx(0.0090, abs=5e-4)
+    assert bench.sign_test_p(24, 39) == bench.sign_test_p(39, 24) > 0.05
+    clips = [
+        bench.Clip(Path(f"c{i}.wav"), 0, 0.0, "phone_room", 5.0, "", Path("t.wav"))
+        for i in range(4)
+    ]
+    correct = {
+        "a": {"c0.wav": True, "c1.wav": True, "c2.wav": False, "c3.wav": True},
+        "b (earlier run)": {"c0.wav": False, "c1.wav": True, "c2.wav": True},  # c3 unseen
+    }
+    bench.report_paired(correct, clips)
+    line = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert line[-7:] == ["phone_room", "3", "1", "/", "1", "p", "1.000"]
