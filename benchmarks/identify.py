@@ -619,6 +619,9 @@ def parse_args() -> argparse.Namespace:
         parser.error("--write-calibration needs --calibrate")
     if args.calibrate and args.side == "val":
         parser.error("--calibrate fits on VAL music: it cannot benchmark on VAL too")
+    if not (args.no_disk or args.no_audfprint) and shutil.which("ffmpeg") is None:
+        # checked first: the batch comparison comes last, after most of the run's time
+        parser.error("`audfprint match` reads audio with ffmpeg: install it, or pass --no-disk")
     return args
 
 
