@@ -12,8 +12,9 @@ artist-P@10 (queries whose known artist has >= 3 tracks), artist-filtered album-
 (results by the query's artist removed first; queries whose album has >= 5 tracks by
 other artists), for simlib, pymusly (timbre, whole track and its default 30 s excerpt),
 a mean/std-of-MFCC cosine baseline and random; then a "seen albums" line (the first
-weights on the dev TRAIN packages they trained on, for scale), the cost per track and
-query latency. `--side val` runs the same on the VAL packages (model selection).
+weights on the dev TRAIN packages they trained on, for scale), the first simlib model
+minus the best baseline of each column with a 95 % bootstrap interval over queries, the
+cost per track and query latency. `--side val` runs the same on the VAL packages (model selection).
 """
 
 from __future__ import annotations
@@ -127,6 +128,36 @@ def musly_distances(tracks: list[pymusly.MuslyTrack]) -> tuple[np.ndarray, float
     return np.array(rows, dtype=np.float64), statistics.median(latencies)
 
 
+def per_query(
+    distances: np.ndarray,
+    queries: list[int],
+    albums: list[str | None],
+    artists: list[str | None],
+) -> dict[str, dict[int, float]]:
+    """{metric: {query: its precision}} for album-P@10, artist-P@10 and artist-filtered
+    album-P@10, over the queries each counts (see the module docstring)."""
+    album_count = Counter(a for a in albums if a)
+    artist_count = Counter(a for a in artists if a)
+    other_artist_album = Counter((al, ar) for al, ar in zip(albums, artists, strict=True) if al)
+    scores: dict[str, dict[int, float]] = {"album": {}, "artist": {}, "album, other artists": {}}
+    for q in queries:
+        order = [j for j in np.argsort(distances[q], kind="stable") if j != q]
+        top = order[:TOP]
+        if albums[q] and album_count[albums[q]] >= 5:
+            scores["album"][q] = float(np.mean([albums[j] == albums[q] for j in top]))
+        if artists[q] and artist_count[artists[q]] >= 3:
+            scores["artist"][q] = float(np.mean([artists[j] == artists[q] for j in top]))
+        others = album_count[albums[q]] - other_artist_album[(albums[q], artists[q])] * bool(
+            artists[q]
+        )
+        if albums[q] and others >= 5:
+            kept = [j for j in order if not (artists[q] and artists[j] == artists[q])][:TOP]
+            scores["album, other artists"][q] = float(
+                np.mean([albums[j] == albums[q] for j in kept])
+            )
+    return scores
+
+
 def precision_at_10(
     distances: np.ndarray,
     queries: list[int],
@@ -134,26 +165,34 @@ def precision_at_10(
     artists: list[str | None],
 ) -> dict[str, float]:
     """album-P@10, artist-P@10 and artist-filtered album-P@10 (see the module docstring)."""
-    album_count = Counter(a for a in albums if a)
-    artist_count = Counter(a for a in artists if a)
-    other_artist_album = Counter((al, ar) for al, ar in zip(albums, artists, strict=True) if al)
-    scores: dict[str, list[float]] = {"album": [], "artist": [], "album, other artists": []}
-    for q in queries:
-        order = [j for j in np.argsort(distances[q], kind="stable") if j != q]
-        top = order[:TOP]
-        if albums[q] and album_count[albums[q]] >= 5:
-            scores["album"].append(np.mean([albums[j] == albums[q] for j in top]))
-        if artists[q] and artist_count[artists[q]] >= 3:
-            scores["artist"].append(np.mean([artists[j] == artists[q] for j in top]))
-        others = album_count[albums[q]] - other_artist_album[(albums[q], artists[q])] * bool(
-            artists[q]
-        )
-        if albums[q] and others >= 5:
-            kept = [j for j in order if not (artists[q] and artists[j] == artists[q])][:TOP]
-            scores["album, other artists"].append(np.mean([albums[j] == albums[q] for j in kept]))
-    return {k: float(np.mean(v)) if v else float("nan") for k, v in scores.items()} | {
-        f"n {k}": len(v) for k, v in scores.items()
-    }
+    scores = per_query(distances, queries, albums, artists)
+    return {
+        k: float(np.mean(list(v.values()))) if v else float("nan") for k, v in scores.items()
+    } | {f"n {k}": len(v) for k, v in scores.items()}
+
+
+COLUMNS = {
+    "album": "album-P@10",
+    "artist": "artist-P@10",
+    "album, other artists": "album-P@10, other artists",
+}
+"""The table's columns: per_query's metric -> its heading."""
+
+BOOTSTRAP_DRAWS = 2000
+"""Resamples of the queries for a difference's interval (its ends move by about 0.005
+between seeds at this count)."""
+
+
+def difference_interval(
+    mine: dict[int, float], theirs: dict[int, float], seed: int = 0
+) -> tuple[float, float, float]:
+    """Mean over queries of mine - theirs, and its 95 % bootstrap interval (queries
+    resampled): whether a difference between two methods is more than the queries' luck."""
+    diffs = np.array([mine[q] - theirs[q] for q in mine])
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(len(diffs), size=(BOOTSTRAP_DRAWS, len(diffs)))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(diffs.mean()), float(low), float(high)
 
 
 def onnx_path(weights: Path | None) -> Path | None:
@@ -238,6 +277,19 @@ def print_row(name: str, r: dict[str, float]) -> None:
     print(f"{name:44} {r['album']:>11.3f} {r['artist']:>12.3f} {r['album, other artists']:>26.3f}")
 
 
+def print_margins(
+    first: str, by_query: dict[str, dict[str, dict[int, float]]], results: dict
+) -> None:
+    """The first simlib model minus the best baseline of each column, query by query: the
+    mean and its 95 % bootstrap interval over the queries."""
+    baselines = [n for n in by_query if not n.startswith("simlib") and n != "random"]
+    print(f"{first} minus the best baseline, query by query (95 % bootstrap interval):")
+    for metric, label in COLUMNS.items():
+        best = max(baselines, key=lambda n: results[n][metric])
+        mean, low, high = difference_interval(by_query[first][metric], by_query[best][metric])
+        print(f"  {label} vs {best}: {mean:+.3f} [{low:+.3f}, {high:+.3f}]")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("~/simlib-corpus"))
@@ -280,6 +332,7 @@ def main() -> None:
     results = {
         name: precision_at_10(d, queries, lib.albums, lib.artists) for name, d in methods.items()
     }
+    by_query = {name: per_query(d, queries, lib.albums, lib.artists) for name, d in methods.items()}
     first = next(iter(results.values()))
     print(
         f"library: the {n} {args.side.upper()} tracks ({timing.audio_s / 3600:.1f} h), "
@@ -300,6 +353,7 @@ def main() -> None:
             " tracks queried against each other; weights trained on the TRAIN packages saw"
             " these albums)"
         )
+    print_margins(names[0], by_query, results)
     stages = timing.stages
     print(
         f"simlib per track: decode {stages['decode'] / n * 1000:.0f} ms, "
