@@ -9,8 +9,10 @@ import torch
 from conftest import music
 
 from simlib.train.augment import (
+    CALIB_DEVICE_CURVES,
     CODEC_ROLES,
     CONDITIONS,
+    DEVICE_CURVES,
     ESPEAK_CALIB,
     ESPEAK_TEST,
     RECORDED_ROLES,
@@ -22,6 +24,7 @@ from simlib.train.augment import (
     codec_roundtrip,
     degradation_family,
     degrade,
+    microphone,
     mix_at_snr,
     recorded_role,
     speaker_role,
@@ -175,3 +178,22 @@ def test_stochastic_rir_follows_distance() -> None:
     far = stochastic_rir(np.random.default_rng(0), 0.6, 4.0, 100.0)
     assert near[0] ** 2 > 0.5 > far[0] ** 2  # direct-to-reverberant ratio falls with distance
     assert np.sum(near**2) == pytest.approx(1.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("role", ["calib", "test"])
+def test_phone_microphones_are_their_roles_own_and_cut_the_top(role: str) -> None:
+    assert not set(CALIB_DEVICE_CURVES) & set(DEVICE_CURVES)
+    curves = CALIB_DEVICE_CURVES if role == "calib" else DEVICE_CURVES
+    t = np.arange(SR) / SR
+    rng = np.random.default_rng(0)
+    for _ in range(6):
+        tones = [
+            torch.from_numpy(np.sin(2 * np.pi * f * t).astype(np.float32)) for f in (1000, 7000)
+        ]
+        state = rng.bit_generator.state
+        mid, name = microphone(tones[0], rng, role)
+        rng.bit_generator.state = state  # the same microphone for both tones
+        top, same = microphone(tones[1], rng, role)
+        assert name == same and name in curves
+        assert mid.numel() == SR and torch.isfinite(mid).all()
+        assert float(top[SR // 4 :].pow(2).mean()) < 0.01 * float(mid[SR // 4 :].pow(2).mean())

@@ -13,8 +13,9 @@ that role's material (the model card and docs/benchmarks.md carry the table):
   shoebox seed 2 with the microphone >= 1.5 m, test `stochastic_rir`, a model of its own)
   and impulse responses shipped by Debian packages (ROOM_IR_ROLES);
 - loudspeakers: cabinet impulse responses by package (`speaker_role`);
-- microphones: train random peaking EQ and biquad bands, calib Chebyshev bands and tilt,
-  test DEVICE_CURVES (FIR) and an elliptic 300-3400 Hz band;
+- microphones: train random peaking EQ and biquad bands, calib CALIB_DEVICE_CURVES (FIR)
+  and Chebyshev bands with a tilt, test DEVICE_CURVES (FIR) and an elliptic 300-3400 Hz
+  band;
 - codecs: CODEC_ROLES.
 
 Every degradation is a function `(audio, rng) -> audio` on a mono float32 torch tensor at
@@ -148,6 +149,7 @@ CODECS: dict[str, tuple[str, str, str]] = {
     "opus": ("libopus", "ogg", "flt"),
     "amrnb": ("libopencore_amrnb", "amr", "s16"),
     "ra144": ("ra_144", "rm", "s16"),
+    "g723": ("g723_1", "wav", "s16"),
 }
 """Short name -> (PyAV encoder, container, sample format)."""
 
@@ -168,6 +170,7 @@ CODEC_ROLES: dict[Role, list[tuple[str, int, tuple[float, ...]]]] = {
         ("wmav2", 16000, (24, 32, 48)),
         ("g722", 16000, (64,)),
         ("ra144", 8000, (0,)),
+        ("g723", 8000, (6.3,)),
     ],
     "test": [
         ("amrnb", 8000, (4.75, 5.9, 7.95, 12.2)),
@@ -413,7 +416,10 @@ def room_impulse_responses(role: Role = "train", cache: Path | None = None) -> n
     return bank
 
 
-DEVICE_CURVES: dict[str, tuple[tuple[float, float], ...]] = {
+DeviceCurve = tuple[tuple[float, float], ...]
+"""A microphone's gain in dB at frequencies in Hz."""
+
+DEVICE_CURVES: dict[str, DeviceCurve] = {
     "phone": ((0, -40), (150, -25), (300, -6), (500, -1), (1000, 0), (2000, 2), (2800, 5),
               (3400, 1), (4000, -12), (5000, -30), (8000, -40)),
     "laptop": ((0, -40), (100, -22), (250, -6), (600, 0), (1500, -3), (3000, 3), (5000, 6),
@@ -423,14 +429,29 @@ DEVICE_CURVES: dict[str, tuple[tuple[float, float], ...]] = {
 }  # fmt: skip
 """Test microphones: gain in dB at frequencies in Hz (FIR, 255 taps)."""
 
+CALIB_DEVICE_CURVES: dict[str, DeviceCurve] = {
+    "tablet": ((0, -40), (120, -24), (350, -5), (800, 0), (1800, 1), (3200, 4), (4500, 2),
+               (6000, -6), (8000, -28)),
+    "webcam": ((0, -40), (200, -20), (400, -3), (1000, 0), (2200, -2), (3600, 3), (5000, -4),
+               (7000, -15), (8000, -30)),
+    "car-kit": ((0, -40), (180, -20), (350, -4), (900, 1), (1600, -1), (2600, 3), (3300, 0),
+                (3800, -15), (5000, -35), (8000, -40)),
+}  # fmt: skip
+"""Calibration microphones: other devices, coloured as the test's are, so that calibration
+and model selection meet that kind (with Chebyshev bands alone, VAL favoured a fine-tune
+that TEST found level: the fingerprint model card)."""
+
 
 def device_response(
-    audio: torch.Tensor, rng: np.random.Generator, curve: str | None = None
+    audio: torch.Tensor,
+    rng: np.random.Generator,
+    curve: str | None = None,
+    curves: dict[str, DeviceCurve] = DEVICE_CURVES,
 ) -> torch.Tensor:
-    """A DEVICE_CURVES microphone (`curve`, else a random one), each point moved by up to
+    """A microphone of `curves` (`curve`, else a random one), each point moved by up to
     +-2 dB."""
-    curve = curve or list(DEVICE_CURVES)[int(rng.integers(len(DEVICE_CURVES)))]
-    points = DEVICE_CURVES[curve]
+    curve = curve or list(curves)[int(rng.integers(len(curves)))]
+    points = curves[curve]
     freqs = np.array([f for f, _ in points]) / (SR / 2)
     gains = 10 ** ((np.array([g for _, g in points]) + rng.uniform(-2, 2, len(points))) / 20)
     taps = sps.firwin2(255, np.minimum(freqs, 1.0), gains)
@@ -692,13 +713,14 @@ def microphone(
     audio: torch.Tensor, rng: np.random.Generator, role: Role
 ) -> tuple[torch.Tensor, str]:
     """A phone's microphone and band of `role`, and which: test a DEVICE_CURVES response
-    and the elliptic 300-3400 Hz band; calib a Chebyshev band with a tilt; train peaking EQ
-    and a biquad band."""
-    if role == "test":
-        name = list(DEVICE_CURVES)[int(rng.integers(len(DEVICE_CURVES)))]
-        return telephone_band(device_response(audio, rng, name)), name
-    if role == "calib":
-        return chebyshev_band(audio, rng), "chebyshev"
+    and the elliptic 300-3400 Hz band; calib a CALIB_DEVICE_CURVES response and a
+    Chebyshev band with a tilt; train peaking EQ and a biquad band."""
+    if role in ("test", "calib"):
+        curves = DEVICE_CURVES if role == "test" else CALIB_DEVICE_CURVES
+        name = list(curves)[int(rng.integers(len(curves)))]
+        coloured = device_response(audio, rng, name, curves)
+        band = telephone_band(coloured) if role == "test" else chebyshev_band(coloured, rng)
+        return band, name
     return _biquad_band(_peaking_eq(audio, rng), rng), "biquad"
 
 
@@ -723,9 +745,11 @@ def degradation_family(noise: NoiseBank) -> dict[str, Degradation]:
         return chebyshev_band(audio, rng) if role == "calib" else _biquad_band(audio, rng)
 
     def eq(audio: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        if role == "test":
-            return device_response(audio, rng)
-        return chebyshev_band(audio, rng) if role == "calib" else _peaking_eq(audio, rng)
+        if role == "train":
+            return _peaking_eq(audio, rng)
+        return device_response(
+            audio, rng, curves=CALIB_DEVICE_CURVES if role == "calib" else DEVICE_CURVES
+        )
 
     def codec(audio: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         return random_codec(audio, rng, role)
