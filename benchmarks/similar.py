@@ -165,7 +165,11 @@ def precision_at_10(
     artists: list[str | None],
 ) -> dict[str, float]:
     """album-P@10, artist-P@10 and artist-filtered album-P@10 (see the module docstring)."""
-    scores = per_query(distances, queries, albums, artists)
+    return means(per_query(distances, queries, albums, artists))
+
+
+def means(scores: dict[str, dict[int, float]]) -> dict[str, float]:
+    """Each metric's mean over its queries, and its count of queries ("n <metric>")."""
     return {
         k: float(np.mean(list(v.values()))) if v else float("nan") for k, v in scores.items()
     } | {f"n {k}": len(v) for k, v in scores.items()}
@@ -329,10 +333,8 @@ def main() -> None:
         "random": cosine_distances(rng.standard_normal((n, 32))),
     }
     queries = list(range(n))
-    results = {
-        name: precision_at_10(d, queries, lib.albums, lib.artists) for name, d in methods.items()
-    }
     by_query = {name: per_query(d, queries, lib.albums, lib.artists) for name, d in methods.items()}
+    results = {name: means(scores) for name, scores in by_query.items()}
     first = next(iter(results.values()))
     print(
         f"library: the {n} {args.side.upper()} tracks ({timing.audio_s / 3600:.1f} h), "

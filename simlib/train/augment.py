@@ -441,6 +441,16 @@ CALIB_DEVICE_CURVES: dict[str, DeviceCurve] = {
 and model selection meet that kind (with Chebyshev bands alone, VAL favoured a fine-tune
 that TEST found level: the fingerprint model card)."""
 
+DEVICE_CURVES_OF: dict[Role, dict[str, DeviceCurve]] = {
+    "calib": CALIB_DEVICE_CURVES,
+    "test": DEVICE_CURVES,
+}
+"""The microphone curves of the roles that have them (training draws random EQ instead)."""
+
+
+def _random_curve(curves: dict[str, DeviceCurve], rng: np.random.Generator) -> str:
+    return list(curves)[int(rng.integers(len(curves)))]
+
 
 def device_response(
     audio: torch.Tensor,
@@ -450,8 +460,7 @@ def device_response(
 ) -> torch.Tensor:
     """A microphone of `curves` (`curve`, else a random one), each point moved by up to
     +-2 dB."""
-    curve = curve or list(curves)[int(rng.integers(len(curves)))]
-    points = curves[curve]
+    points = curves[curve or _random_curve(curves, rng)]
     freqs = np.array([f for f, _ in points]) / (SR / 2)
     gains = 10 ** ((np.array([g for _, g in points]) + rng.uniform(-2, 2, len(points))) / 20)
     taps = sps.firwin2(255, np.minimum(freqs, 1.0), gains)
@@ -715,9 +724,9 @@ def microphone(
     """A phone's microphone and band of `role`, and which: test a DEVICE_CURVES response
     and the elliptic 300-3400 Hz band; calib a CALIB_DEVICE_CURVES response and a
     Chebyshev band with a tilt; train peaking EQ and a biquad band."""
-    if role in ("test", "calib"):
-        curves = DEVICE_CURVES if role == "test" else CALIB_DEVICE_CURVES
-        name = list(curves)[int(rng.integers(len(curves)))]
+    if role in DEVICE_CURVES_OF:
+        curves = DEVICE_CURVES_OF[role]
+        name = _random_curve(curves, rng)
         coloured = device_response(audio, rng, name, curves)
         band = telephone_band(coloured) if role == "test" else chebyshev_band(coloured, rng)
         return band, name
@@ -747,9 +756,7 @@ def degradation_family(noise: NoiseBank) -> dict[str, Degradation]:
     def eq(audio: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         if role == "train":
             return _peaking_eq(audio, rng)
-        return device_response(
-            audio, rng, curves=CALIB_DEVICE_CURVES if role == "calib" else DEVICE_CURVES
-        )
+        return device_response(audio, rng, curves=DEVICE_CURVES_OF[role])
 
     def codec(audio: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         return random_codec(audio, rng, role)
