@@ -194,3 +194,38 @@ def test_schema_2_fingerprints_still_read_after_the_migration(tmp_path):
     write_one(catalog, "/m/b.mp3")
     assert len(list(catalog.segments("fp"))) == 2
     catalog.close()
+
+
+def test_an_index_holds_the_catalog_until_its_own_model_s_outputs_change(catalog):
+    track_id = write_one(catalog)
+    root = catalog.add_root(Path("/music"), False)
+
+    def record(name):
+        catalog.record_index(name, Path("/x") / name, "v", 2, 1, 1, 10, catalog.generation)
+
+    def current():
+        return {n: catalog.holds_current(catalog.index_info(n)) for n in ("sim", "fp")}
+
+    record("sim"), record("fp")
+    catalog.update_file(track_id, FileState("/music/b.mp3", 100, 7), root, Tags(title="B"))
+    assert current() == {"sim": True, "fp": True}  # a retag or a move changes no vector
+    catalog.write_analysis(
+        FileState("/music/b.mp3", 100, 8), root, Tags(), AUDIO, {"sim": ("v9", np.ones(2))}
+    )
+    assert current() == {"sim": False, "fp": True}  # one model's new version
+    catalog.advance_index("fp")
+    assert catalog.index_info("fp")["generation"] == catalog.generation
+    record("sim")
+    catalog.delete_tracks([track_id])
+    assert current() == {"sim": False, "fp": False}
+
+
+def test_an_index_of_a_catalog_from_before_changes_were_noted_is_current_once_rebuilt(catalog):
+    track_id = write_one(catalog)
+    catalog.db.execute("DELETE FROM meta WHERE key LIKE 'outputs_changed:%'")
+    catalog.record_index("fp", Path("/x/fp"), "v", 3, 3, 1, 10, catalog.generation - 1)
+    assert not catalog.holds_current(catalog.index_info("fp"))  # unknown: not trusted
+    catalog.record_index("fp", Path("/x/fp"), "v", 3, 3, 1, 10, catalog.generation)
+    root = catalog.add_root(Path("/music"), False)
+    catalog.update_file(track_id, FileState("/music/b.mp3", 100, 7), root, Tags(title="B"))
+    assert catalog.holds_current(catalog.index_info("fp"))

@@ -9,7 +9,7 @@ import pytest
 from conftest import MeanMel
 
 from simlib import api, example_library
-from simlib.catalog import Catalog
+from simlib.catalog import AddedSince, Catalog, current_build
 from simlib.config import SimlibError
 from simlib.library.pipeline import PEAKS
 from simlib.library.sync import scan, walk
@@ -78,6 +78,12 @@ def test_a_new_version_of_one_model_redoes_that_stage_only(catalog, library):
     expected = {PEAKS.name: PEAKS.version, "mean-mel": "1", "other-mel": "2"}
     assert all(k.versions == expected for k in catalog.known_tracks(1).values())
     assert len(catalog.vectors("mean-mel")[0]) == 24  # the kept outputs are still there
+    # only the new model's index is rebuilt; the kept one is noted as holding the catalog
+    assert report.indexes == ["other-mel"]
+    info = catalog.index_info("mean-mel")
+    assert info["generation"] == catalog.generation
+    build = current_build(catalog, "mean-mel", "1")
+    assert AddedSince.embeddings(catalog, "mean-mel", build).track_id.size == 0
 
 
 def test_a_track_index_of_an_earlier_simlib_is_rebuilt(catalog, library):
@@ -100,6 +106,8 @@ def test_retag_updates_tags_without_reanalysis(catalog, library):
     embedder = MeanMel()
     report = run_scan(catalog, library, embedder)
     assert (report.reused, report.analysed, embedder.calls) == (1, 0, 0)
+    assert report.indexes == []  # the vectors did not change: neither did the index
+    assert all(index["fresh"] for index in catalog.summary()["indexes"])
     track = catalog.track(before)
     assert track.tags.title == "New Title" and track.tags.genre == ("Jazz",)
 
@@ -116,6 +124,7 @@ def test_moved_and_renamed_files_keep_their_id_and_analysis(catalog, library):
     embedder = MeanMel()
     report = run_scan(catalog, library, embedder)
     assert embedder.calls == 0 and report.removed == 0 and report.analysed == 0
+    assert report.indexes == []
     after = ids_by_name(catalog)
     assert after["renamed.mp3"] == ids[single.name]
     for path in moved_to.iterdir():
@@ -133,6 +142,7 @@ def test_copies_reuse_the_analysis_and_deletions_are_forgotten(catalog, library)
     embedder = MeanMel()
     report = run_scan(catalog, library, embedder)
     assert (report.reused, report.removed, embedder.calls) == (1, 1, 0)
+    assert report.indexes == ["mean-mel"]  # a track more, a track fewer
     ids = ids_by_name(catalog)
     assert gone.name not in ids
     np.testing.assert_array_equal(

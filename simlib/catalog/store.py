@@ -4,7 +4,9 @@ Every write runs in one transaction (`Database.atomic`), so a process killed at
 any moment leaves each track either fully written or not at all. The database
 runs in WAL mode, so readers in other processes never wait for the writer.
 A `generation` counter goes up with every change to the tracks; an index
-records the generation it was built from, which tells whether it is fresh.
+records the generation it was built from, and the catalog notes the generation at which
+each model's outputs last changed: an index holds the catalog's current outputs when it
+was built at or after that (a retag or another model's new version leaves it fresh).
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ Output = np.ndarray | PackedSegments | TrackPeaks
 its spectral peaks."""
 OUTPUT_TABLES = ("embeddings", "fingerprints", "peaks")
 """The tables of analysis outputs, each keyed by (track_id, model) with the model's version."""
+
+CHANGED_META = "outputs_changed:"
+"""Meta key prefix: + a model's name -> the generation at which its outputs last changed."""
 
 _SEGMENTS_SQL = (
     "SELECT f.track_id, f.start_s, f.vectors, f.count, f.hop_s FROM fingerprints f"
@@ -159,6 +164,40 @@ class Catalog:
         self.db.execute(
             "UPDATE tracks SET analysis_generation = ? WHERE id = ?", [generation, track_id]
         )
+
+    def _outputs_changed(self, models: Iterable[str]) -> None:
+        """Note that these models' outputs changed in the current generation."""
+        generation = str(self.generation)
+        for model in set(models):
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [CHANGED_META + model, generation],
+            )
+
+    def _output_models(self, track_id: int) -> set[str]:
+        """The models with stored outputs for a track."""
+        return {
+            row[0]
+            for table in OUTPUT_TABLES
+            for row in self.db.execute(f"SELECT model FROM {table} WHERE track_id = ?", [track_id])
+        }
+
+    def holds_current(self, index: dict) -> bool:
+        """Whether an index record (`index_info`) was built from the model's outputs as they
+        are now: at the current generation, or at or after their last change (unknown for
+        a catalog written before that was noted: then only the current generation)."""
+        if index["generation"] == self.generation:
+            return True
+        changed = self.meta(CHANGED_META + index["name"])
+        return changed is not None and index["generation"] >= int(changed)
+
+    def advance_index(self, name: str) -> None:
+        """Note that index `name`, which `holds_current`, holds the current generation: the
+        tracks analysed since its build are then not searched apart from it."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE indexes SET generation = ? WHERE name = ?", [self.generation, name]
+            )
 
     # -- roots ------------------------------------------------------------------
 
@@ -328,6 +367,7 @@ class Catalog:
             track_id = self._upsert(values)
             self._put_outputs(track_id, outputs)
             self._bump_analysis(track_id)
+            self._outputs_changed(outputs)
         return track_id
 
     def _put_outputs(self, track_id: int, outputs: dict[str, tuple[str, Output]]):
@@ -370,8 +410,9 @@ class Catalog:
             values = self._track_values(state, root_id, tags)
             values.update(status="error", error=reason, content_hash=None)
             track_id = self._upsert(values)
-            self._delete_outputs(track_id)
+            removed = self._delete_outputs(track_id)
             self._bump()
+            self._outputs_changed(removed)
         return track_id
 
     def update_file(self, track_id: int, state: FileState, root_id: int, tags: Tags) -> None:
@@ -389,7 +430,7 @@ class Catalog:
             values = self._track_values(state, root_id, tags)
             values.update(audio, status="ok", error=None, analysed_at=source["analysed_at"])
             track_id = self._upsert(values)
-            self._delete_outputs(track_id)
+            removed = self._delete_outputs(track_id)
             for table in OUTPUT_TABLES:
                 columns = [c for c in self.db[table].columns_dict if c != "track_id"]
                 names = ", ".join(columns)
@@ -399,21 +440,27 @@ class Catalog:
                     [track_id, source_id],
                 )
             self._bump_analysis(track_id)
+            self._outputs_changed(removed | self._output_models(track_id))
         return track_id
 
-    def _delete_outputs(self, track_id: int) -> None:
+    def _delete_outputs(self, track_id: int) -> set[str]:
+        """Delete a track's outputs; return the models they were of."""
+        models = self._output_models(track_id)
         for table in OUTPUT_TABLES:
             self.db.execute(f"DELETE FROM {table} WHERE track_id = ?", [track_id])
+        return models
 
     def delete_tracks(self, track_ids: Iterable[int]) -> int:
         ids = list(track_ids)
         if not ids:
             return 0
         with self.db.atomic():
+            removed: set[str] = set()
             for track_id in ids:
-                self._delete_outputs(track_id)
+                removed |= self._delete_outputs(track_id)
                 self.db.execute("DELETE FROM tracks WHERE id = ?", [track_id])
             self._bump()
+            self._outputs_changed(removed)
         return len(ids)
 
     # -- analysis outputs for the indexes -----------------------------------------
@@ -511,6 +558,11 @@ class Catalog:
     ) -> None:
         """Note that index `name` at `path` now holds the catalog as of `generation`."""
         with self.db.atomic():
+            # a catalog written before changes were noted: its outputs are at most this new
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                [CHANGED_META + name, str(self.generation)],
+            )
             self.db["indexes"].upsert(
                 {
                     "name": name,
@@ -548,7 +600,7 @@ class Catalog:
         generation = self.generation
         indexes = []
         for row in self.db["indexes"].rows_where(order_by="name"):
-            row["fresh"] = row["generation"] == generation
+            row["fresh"] = self.holds_current(row)
             indexes.append(row)
         disk = {
             "catalog_bytes": sum(

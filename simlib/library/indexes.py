@@ -1,8 +1,10 @@
 """Rebuild the indexes from the catalog when they are stale.
 
-Each analysis stage has one index under `$SIMLIB_HOME/indexes/`. It is rebuilt when the
-catalog's generation or the model version differs from what its build holds, and the
-build is recorded in the catalog's `indexes` table.
+Each analysis stage has one index under `$SIMLIB_HOME/indexes/`. It is rebuilt when its
+model's outputs changed after its build (`Catalog.holds_current`) or the model version
+differs from what its build holds, and the build is recorded in the catalog's `indexes`
+table. An index that still holds its model's outputs is only noted as current: a retag,
+or a new version of another model, rebuilds nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def is_fresh(catalog: Catalog, stage: StageSpec) -> bool:
     info = catalog.index_info(stage.name)
     return bool(
         info
-        and info["generation"] == catalog.generation
+        and catalog.holds_current(info)
         and info["model_version"] == stage.version
         and Path(info["path"]) == index_path(catalog, stage)  # an earlier simlib's is rebuilt
         and Path(info["path"]).exists()
@@ -48,6 +50,9 @@ def rebuild_indexes(
     """Rebuild every stale index; return the names rebuilt."""
     indexed = [stage for stage in stages if stage.kind in INDEXED_KINDS]
     stale = [stage for stage in indexed if force or not is_fresh(catalog, stage)]
+    for stage in indexed:
+        if stage.name not in {s.name for s in stale}:
+            catalog.advance_index(stage.name)
     for done, stage in enumerate(stale):
         if progress:
             progress(done, len(stale))
