@@ -474,6 +474,9 @@ def pr_curve(name: str, results: dict[Path, Outcome], clips: list[Clip], outside
     and over every in-library test clip, against the share of not-in-library clips whose
     best alignment reaches it."""
     inside = [c for c in clips if c.track >= 0 and c.condition in CONDITIONS]
+    if not outside:  # e.g. `--conditions babble_0db`: no cell draws tracks outside it
+        print(f"\nprecision-recall, {name}: no clips of tracks outside the library")
+        return
 
     def conf(clip: Clip) -> float:
         best = results[clip.path].best

@@ -84,3 +84,11 @@ def test_paired_count_says_which_splits_are_beyond_chance(bench, capsys):
     bench.report_paired(correct, clips)
     line = capsys.readouterr().out.strip().splitlines()[-1].split()
     assert line[-7:] == ["phone_room", "3", "1", "/", "1", "p", "1.000"]
+
+
+def test_precision_recall_without_clips_of_unknown_tracks_says_so(bench, capsys):
+    """`--conditions babble_0db` draws no clips outside the library: nothing to plot."""
+    clip = bench.Clip(Path("c.wav"), 0, 0.0, "babble_0db", 5.0, "", Path("t.wav"))
+    outcome = bench.Outcome(True, False, True, None, True, 0)
+    bench.pr_curve("simlib", {clip.path: outcome}, [clip], [])
+    assert "no clips of tracks outside the library" in capsys.readouterr().out
