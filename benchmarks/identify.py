@@ -38,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -571,6 +571,24 @@ def batch_times(home: Path, afp: Path, clips: list[Clip], library: list[Path]) -
     }
 
 
+SETTABLE = {f.name for f in fields(Policy)} - {"calibration"} | {"query_hop_s"}
+"""What `--set` may change: the policy's thresholds and counts, and the clip's hop."""
+
+
+def changed_settings(items: list[str]) -> dict[str, float]:
+    """`--set`'s KEY=NUMBER items as settings (ValueError names what is wrong)."""
+    out: dict[str, float] = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if key not in SETTABLE:
+            raise ValueError(f"{key!r} is not one of {', '.join(sorted(SETTABLE))}")
+        try:
+            out[key] = float(value) if "." in value else int(value)
+        except ValueError:
+            raise ValueError(f"{item!r} is not KEY=NUMBER") from None
+    return out
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("~/simlib-corpus"))
@@ -601,6 +619,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--weights", default=None, help="comma-separated ONNX files (default: the shipped model)"
     )
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change settings of the weights for this run: a policy's threshold or count "
+        "(`simlib.identify.policy.Policy`: neighbours, probes, shortlist, ...) or query_hop_s",
+    )
     parser.add_argument("--scale-tracks", type=int, default=10_000)
     parser.add_argument("--batch-clips", type=int, default=200)
     parser.add_argument("--no-audfprint", action="store_true")
@@ -620,6 +646,12 @@ def parse_args() -> argparse.Namespace:
     args = parser.parse_args()
     if args.write_calibration and not args.calibrate:
         parser.error("--write-calibration needs --calibrate")
+    try:
+        args.set = changed_settings(args.set)
+    except ValueError as error:
+        parser.error(f"--set: {error}")
+    if args.set and args.write_calibration:
+        parser.error("--write-calibration would store a calibration fitted under --set")
     if args.calibrate and args.side == "val":
         parser.error("--calibrate fits on VAL music: it cannot benchmark on VAL too")
     if not (args.no_disk or args.no_audfprint) and shutil.which("ffmpeg") is None:
@@ -638,7 +670,7 @@ def main() -> None:
     weight_paths = [
         Path(w) for w in (args.weights or str(weights.shipped_path("fingerprint"))).split(",")
     ]
-    models = {_name(p): FingerprintModel.load(p) for p in weight_paths}
+    models = {_name(p): FingerprintModel.load(p).with_settings(**args.set) for p in weight_paths}
     noise_dirs = [corpus / "noise", *(e / "noise" for e in extras)]
     synth = [args.synth_speech] if args.synth_speech.is_dir() else []
 
@@ -776,7 +808,8 @@ def report(args, library, clips, models, results, builds, latencies, scale, disk
     for name, model in models.items():
         calibration = builds[name]["calibration"]
         print(f"{name}: version {model.version}, dim {model.dim}, calibration used "
-              f"{calibration.margin} / {calibration.with_source}")  # fmt: skip
+              f"{calibration.margin} / {calibration.with_source}"
+              + (f"; settings changed: {args.set}" if args.set else ""))  # fmt: skip
     header = f"{'condition':<17}{'len':>4}{'n':>4}" + "".join(f"{n:>{width}}" for n in names)
     print(header + "\n" + "-" * len(header))
     cells = [(c, n) for c in args.conditions for n in LENGTHS_S]

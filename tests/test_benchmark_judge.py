@@ -92,3 +92,14 @@ def test_precision_recall_without_clips_of_unknown_tracks_says_so(bench, capsys)
     outcome = bench.Outcome(True, False, True, None, True, 0)
     bench.pr_curve("simlib", {clip.path: outcome}, [clip], [])
     assert "no clips of tracks outside the library" in capsys.readouterr().out
+
+
+def test_set_changes_only_settings_the_query_path_reads(bench):
+    assert bench.changed_settings(["shortlist=10", "query_hop_s=0.1"]) == {
+        "shortlist": 10,
+        "query_hop_s": 0.1,
+    }
+    with pytest.raises(ValueError, match="not one of"):
+        bench.changed_settings(["calibration=1"])  # fitted, not set
+    with pytest.raises(ValueError, match="not KEY=NUMBER"):
+        bench.changed_settings(["probes=many"])
