@@ -169,10 +169,7 @@ class Catalog:
         """Note that these models' outputs changed in the current generation."""
         generation = str(self.generation)
         for model in set(models):
-            self.db.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [CHANGED_META + model, generation],
-            )
+            self.set_meta(CHANGED_META + model, generation)
 
     def _output_models(self, track_id: int) -> set[str]:
         """The models with stored outputs for a track."""

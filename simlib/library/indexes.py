@@ -51,7 +51,7 @@ def rebuild_indexes(
     indexed = [stage for stage in stages if stage.kind in INDEXED_KINDS]
     stale = [stage for stage in indexed if force or not is_fresh(catalog, stage)]
     for stage in indexed:
-        if stage.name not in {s.name for s in stale}:
+        if stage not in stale:
             catalog.advance_index(stage.name)
     for done, stage in enumerate(stale):
         if progress:
