@@ -571,17 +571,19 @@ def batch_times(home: Path, afp: Path, clips: list[Clip], library: list[Path]) -
     }
 
 
-SETTABLE = {f.name for f in fields(Policy)} - {"calibration"} | {"query_hop_s"}
+POLICY_SETTINGS = {f.name for f in fields(Policy)} - {"calibration"}
+"""What `--scale-against` may change: the policy's thresholds and counts."""
+SETTABLE = POLICY_SETTINGS | {"query_hop_s"}
 """What `--set` may change: the policy's thresholds and counts, and the clip's hop."""
 
 
-def changed_settings(items: list[str]) -> dict[str, float]:
-    """`--set`'s KEY=NUMBER items as settings (ValueError names what is wrong)."""
+def changed_settings(items: list[str], settable: set[str] = SETTABLE) -> dict[str, float]:
+    """KEY=NUMBER items as settings (ValueError names what is wrong)."""
     out: dict[str, float] = {}
     for item in items:
         key, _, value = item.partition("=")
-        if key not in SETTABLE:
-            raise ValueError(f"{key!r} is not one of {', '.join(sorted(SETTABLE))}")
+        if key not in settable:
+            raise ValueError(f"{key!r} is not one of {', '.join(sorted(settable))}")
         try:
             out[key] = float(value) if "." in value else int(value)
         except ValueError:
@@ -628,6 +630,14 @@ def parse_args() -> argparse.Namespace:
         "(`simlib.identify.policy.Policy`: neighbours, probes, shortlist, ...) or query_hop_s",
     )
     parser.add_argument("--scale-tracks", type=int, default=10_000)
+    parser.add_argument(
+        "--scale-against",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="the scale run also answers every clip under the first model's policy with "
+        "these thresholds or counts changed, the two interleaved clip by clip, and compares them",
+    )
     parser.add_argument("--batch-clips", type=int, default=200)
     parser.add_argument("--no-audfprint", action="store_true")
     parser.add_argument("--no-seen", action="store_true", help="leave out the seen rows")
@@ -650,6 +660,10 @@ def parse_args() -> argparse.Namespace:
         args.set = changed_settings(args.set)
     except ValueError as error:
         parser.error(f"--set: {error}")
+    try:
+        args.scale_against = changed_settings(args.scale_against, POLICY_SETTINGS)
+    except ValueError as error:
+        parser.error(f"--scale-against: {error}")
     if args.set and args.write_calibration:
         parser.error("--write-calibration would store a calibration fitted under --set")
     if args.calibrate and args.side == "val":
@@ -750,7 +764,9 @@ def run_systems(args, models, weight_paths, library, clips, calibration, calib_l
 
 def run_scale(args, models, library, clips, work) -> dict:
     """The first simlib model with `--scale-tracks` synthetic tracks beside the library:
-    5 s clips' top-1, false positives and query times."""
+    5 s clips' outcomes and query times under its policy, and under `--scale-against`'s
+    changes to it when asked (each clip answered under both in turn, the first to answer
+    changing every clip, so that neither gains from the other's warm caches)."""
     if not args.scale_tracks:
         return {}
     name = next(iter(models))
@@ -767,8 +783,18 @@ def run_scale(args, models, library, clips, work) -> dict:
     run_queries(
         system, five[:20]
     )  # warm: the index's pages in memory, as a DJ or a watcher has them
-    outcome, latency = run_queries(system, five)
-    return {"name": name, "results": outcome, "latency": latency, "build": build}
+    policies = {name: system.policy}
+    if args.scale_against:
+        against = " ".join(f"{k}={v}" for k, v in args.scale_against.items())
+        policies[f"{name}, {against}"] = system.policy.override(**args.scale_against)
+    runs: dict = {label: ({}, []) for label in policies}
+    for i, clip in enumerate(five):
+        labels = list(policies)
+        for label in labels[i % len(labels) :] + labels[: i % len(labels)]:
+            outcome, latency = run_queries(system, [clip], policy=policies[label])
+            runs[label][0].update(outcome)
+            runs[label][1].extend(latency)
+    return {"runs": runs, "build": build}
 
 
 def run_disk(args, weights_path, library, clips, work) -> dict:
@@ -925,16 +951,24 @@ def report_scale_disk(args, scale: dict, disk: dict | None, audio_s: float) -> d
     """Print the scale run, the real scan's bytes and the batch; return the goal figures."""
     figures: dict = {}
     if scale:
-        outcomes = scale["results"].items()
-        ok = [o.correct for path, o in outcomes if not path.name.startswith("out-")]
-        fp = [o.matched for path, o in outcomes if path.name.startswith("out-")]
-        p50 = 1000 * np.percentile(scale["latency"], 50)
-        print(f"\n{scale['name']} with {args.scale_tracks} synthetic tracks beside the library "
-              f"({scale['build']['items']} segments), 5 s clips, warm: top-1 "
-              f"{100 * np.mean(ok):.1f} % (n {len(ok)}), false positives {100 * np.mean(fp):.1f} "
-              f"% (n {len(fp)}), query p50 / p95 {p50:.1f} / "
-              f"{1000 * np.percentile(scale['latency'], 95):.1f} ms")  # fmt: skip
-        figures["p50_ms"] = p50
+        print(f"\nwith {args.scale_tracks} synthetic tracks beside the library "
+              f"({scale['build']['items']} segments), 5 s clips, warm:")  # fmt: skip
+        first: dict | None = None
+        for label, (outcomes, latency) in scale["runs"].items():
+            right = {path: o.correct for path, o in outcomes.items()}
+            ok = [r for path, r in right.items() if not path.name.startswith("out-")]
+            fp = [o.matched for path, o in outcomes.items() if path.name.startswith("out-")]
+            p50 = 1000 * np.percentile(latency, 50)
+            print(f"  {label}: top-1 {100 * np.mean(ok):.1f} % (n {len(ok)}), false positives "
+                  f"{100 * np.mean(fp):.1f} % (n {len(fp)}), query p50 / p95 {p50:.1f} / "
+                  f"{1000 * np.percentile(latency, 95):.1f} ms")  # fmt: skip
+            if first is None:
+                first, figures["p50_ms"] = right, p50
+                continue
+            wins = sum(first[path] and not r for path, r in right.items())
+            losses = sum(r and not first[path] for path, r in right.items())
+            print(f"    clips right only under the first / only under this: {wins} / {losses}, "
+                  f"sign-test p {sign_test_p(wins, losses):.3f}")  # fmt: skip
     if disk:
         sizes = disk["sizes"]
         print(f"\nreal scan of the library ({disk['scan_s']:.0f} s, 2 workers), bytes per "

@@ -103,3 +103,37 @@ def test_set_changes_only_settings_the_query_path_reads(bench):
         bench.changed_settings(["calibration=1"])  # fitted, not set
     with pytest.raises(ValueError, match="not KEY=NUMBER"):
         bench.changed_settings(["probes=many"])
+
+
+def test_scale_against_changes_only_the_policy(bench):
+    assert bench.changed_settings(["probes=16"], bench.POLICY_SETTINGS) == {"probes": 16}
+    with pytest.raises(ValueError, match="not one of"):
+        bench.changed_settings(["query_hop_s=0.1"], bench.POLICY_SETTINGS)  # the model's
+
+
+def test_scale_report_compares_the_policies_clip_by_clip(bench, capsys):
+    """The first policy's p50 is the goal's figure; the other's line counts the clips
+    only one of the two gets right."""
+    known = [Path(f"c{i}.wav") for i in range(3)]
+    unknown = Path("out-0.wav")
+
+    def run(right: list[bool], matched_unknown: bool, seconds: float):
+        outcomes = {
+            p: bench.Outcome(r, r, r, None, r, 0) for p, r in zip(known, right, strict=True)
+        }
+        outcomes[unknown] = bench.Outcome(False, False, matched_unknown, None, False, 1)
+        return outcomes, [seconds] * 4
+
+    scale = {
+        "build": {"items": 10},
+        "runs": {
+            "a": run([True, True, False], False, 0.06),
+            "b": run([True, False, True], True, 0.03),
+        },
+    }
+    figures = bench.report_scale_disk(type("Args", (), {"scale_tracks": 5})(), scale, None, 1.0)
+    out = capsys.readouterr().out
+    assert figures["p50_ms"] == pytest.approx(60.0)
+    assert "a: top-1 66.7 % (n 3), false positives 0.0 % (n 1), query p50 / p95 60.0" in out
+    assert "b: top-1 66.7 % (n 3), false positives 100.0 % (n 1), query p50 / p95 30.0" in out
+    assert "only under the first / only under this: 1 / 1, sign-test p 1.000" in out

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import sqlite_utils
 
-from simlib.catalog import Catalog, FileState, PackedSegments, TrackPeaks
+from simlib.catalog import Catalog, FileState, PackedSegments, TrackPeaks, store
 from simlib.catalog.migrations import MIGRATIONS, SCHEMA_VERSION
 from simlib.catalog.store import _array_blob
 from simlib.config import SimlibError
@@ -144,6 +144,19 @@ def test_copy_and_delete(catalog):
     assert catalog.track(source) is None and catalog.track(copy) is not None
     assert [i for i, _ in catalog.segments("fp")] == [copy]
     assert catalog.track_segments(source, "fp") is None
+
+
+def test_deleting_many_tracks_takes_them_in_chunks(catalog, monkeypatch):
+    """More ids than one query binds: every chunk's tracks and outputs go, no other's."""
+    monkeypatch.setattr(store, "IDS_PER_QUERY", 2)
+    ids = [write_one(catalog, path=f"/music/{i}.mp3") for i in range(6)]
+    kept = ids.pop(3)
+    assert catalog.delete_tracks(ids) == 5
+    assert catalog.tracks(ids + [kept]).keys() == {kept}
+    assert [i for i, _ in catalog.segments("fp")] == [kept]
+    assert catalog.vectors("sim")[0].tolist() == [kept]
+    assert all(catalog.track_peaks(i, "v3") is None for i in ids)
+    assert same_peaks(catalog.track_peaks(kept, "v3"))
 
 
 def test_error_rows_are_listed_in_the_summary(catalog):

@@ -14,12 +14,14 @@ from simlib.identify.peaks import FRAME_RATE_HZ, Peaks
 from simlib.identify.policy import SOURCE_Z_CAP, Calibration, Policy
 from simlib.identify.source_check import (
     PAD_S,
+    TRACK_RATE_HZ,
     ClipSpectrum,
     check,
     coincidence_z,
     contrast_z,
     decoded_peaks,
     pass_correlation,
+    pass_pad_s,
     source_z,
     track_excerpt,
 )
@@ -148,6 +150,24 @@ def test_pass_correlation_peaks_at_the_alignment(loop_track) -> None:
     assert right > 0.9
     assert at(1.0) < right - 0.05
     assert at(3.0) < 0.5  # 2 s off
+
+
+@pytest.mark.parametrize("clip_s", [3.0, 5.0, 10.0])
+def test_a_pass_needs_no_more_audio_than_its_trimmed_excerpt(loop_track, clip_s) -> None:
+    """The trimmed excerpt (`pass_pad_s`) holds every lag and speed the correlation
+    compares: cut from the full excerpt, it gives the same correlation, also for a clip
+    that fits best near the farthest lag and speed (0.18 s early, 2 % slow)."""
+    heard = audio.decode(loop_track, 1.0 - 0.18, clip_s)
+    slow = change_speed(torch.from_numpy(heard), 0.98).numpy()[: heard.size]
+    clip = ClipSpectrum(slow)
+    full = track_excerpt(loop_track, 1.0, clip.seconds)
+    pad_s = pass_pad_s(clip.seconds)
+    # whole frames cut, so that the trimmed excerpt's frames are the full one's
+    frames_cut = round(PAD_S * FRAME_RATE_HZ) - round(pad_s * FRAME_RATE_HZ)
+    cut = frames_cut * round(TRACK_RATE_HZ / FRAME_RATE_HZ)
+    assert frames_cut > 0
+    trimmed = pass_correlation(clip, full[cut : full.size - cut], pad_s)
+    assert trimmed == pytest.approx(pass_correlation(clip, full), abs=1e-6)
 
 
 @pytest.fixture(scope="module")

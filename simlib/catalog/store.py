@@ -53,10 +53,21 @@ OUTPUT_TABLES = ("embeddings", "fingerprints", "peaks")
 CHANGED_META = "outputs_changed:"
 """Meta key prefix: + a model's name -> the generation at which its outputs last changed."""
 
+IDS_PER_QUERY = 500
+"""Track ids bound in one `IN (...)` query: under the 999 variables older SQLite allows."""
+
 _SEGMENTS_SQL = (
     "SELECT f.track_id, f.start_s, f.vectors, f.count, f.hop_s FROM fingerprints f"
     " JOIN tracks t ON t.id = f.track_id WHERE f.model = ? AND t.status = 'ok'"
 )
+
+
+def _id_chunks(track_ids: Iterable[int]) -> Iterator[tuple[list[int], str]]:
+    """Sorted, distinct `track_ids` in chunks of IDS_PER_QUERY, each with its "?,?,..."."""
+    ids = sorted(set(int(i) for i in track_ids))
+    for start in range(0, len(ids), IDS_PER_QUERY):
+        chunk = ids[start : start + IDS_PER_QUERY]
+        yield chunk, ",".join("?" * len(chunk))
 
 
 def _now() -> str:
@@ -171,12 +182,15 @@ class Catalog:
         for model in set(models):
             self.set_meta(CHANGED_META + model, generation)
 
-    def _output_models(self, track_id: int) -> set[str]:
-        """The models with stored outputs for a track."""
+    def _output_models(self, track_ids: Iterable[int]) -> set[str]:
+        """The models with stored outputs for any of the tracks."""
         return {
             row[0]
+            for chunk, marks in _id_chunks(track_ids)
             for table in OUTPUT_TABLES
-            for row in self.db.execute(f"SELECT model FROM {table} WHERE track_id = ?", [track_id])
+            for row in self.db.execute(
+                f"SELECT DISTINCT model FROM {table} WHERE track_id IN ({marks})", chunk
+            )
         }
 
     def holds_current(self, index: dict) -> bool:
@@ -321,11 +335,8 @@ class Catalog:
 
     def tracks(self, track_ids: Iterable[int]) -> dict[int, Track]:
         """Tracks by id; ids not in the catalog are left out."""
-        ids = sorted(set(int(i) for i in track_ids))
         found: dict[int, Track] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in _id_chunks(track_ids):
             for row in self.db["tracks"].rows_where(f"id IN ({marks})", chunk):
                 found[row["id"]] = _row_track(row)
         return found
@@ -407,7 +418,7 @@ class Catalog:
             values = self._track_values(state, root_id, tags)
             values.update(status="error", error=reason, content_hash=None)
             track_id = self._upsert(values)
-            removed = self._delete_outputs(track_id)
+            removed = self._delete_outputs([track_id])
             self._bump()
             self._outputs_changed(removed)
         return track_id
@@ -427,7 +438,7 @@ class Catalog:
             values = self._track_values(state, root_id, tags)
             values.update(audio, status="ok", error=None, analysed_at=source["analysed_at"])
             track_id = self._upsert(values)
-            removed = self._delete_outputs(track_id)
+            removed = self._delete_outputs([track_id])
             for table in OUTPUT_TABLES:
                 columns = [c for c in self.db[table].columns_dict if c != "track_id"]
                 names = ", ".join(columns)
@@ -437,14 +448,15 @@ class Catalog:
                     [track_id, source_id],
                 )
             self._bump_analysis(track_id)
-            self._outputs_changed(removed | self._output_models(track_id))
+            self._outputs_changed(removed | self._output_models([track_id]))
         return track_id
 
-    def _delete_outputs(self, track_id: int) -> set[str]:
-        """Delete a track's outputs; return the models they were of."""
-        models = self._output_models(track_id)
-        for table in OUTPUT_TABLES:
-            self.db.execute(f"DELETE FROM {table} WHERE track_id = ?", [track_id])
+    def _delete_outputs(self, track_ids: list[int]) -> set[str]:
+        """Delete the tracks' outputs; return the models they were of."""
+        models = self._output_models(track_ids)
+        for chunk, marks in _id_chunks(track_ids):
+            for table in OUTPUT_TABLES:
+                self.db.execute(f"DELETE FROM {table} WHERE track_id IN ({marks})", chunk)
         return models
 
     def delete_tracks(self, track_ids: Iterable[int]) -> int:
@@ -452,10 +464,9 @@ class Catalog:
         if not ids:
             return 0
         with self.db.atomic():
-            removed: set[str] = set()
-            for track_id in ids:
-                removed |= self._delete_outputs(track_id)
-                self.db.execute("DELETE FROM tracks WHERE id = ?", [track_id])
+            removed = self._delete_outputs(ids)
+            for chunk, marks in _id_chunks(ids):
+                self.db.execute(f"DELETE FROM tracks WHERE id IN ({marks})", chunk)
             self._bump()
             self._outputs_changed(removed)
         return len(ids)
@@ -500,13 +511,11 @@ class Catalog:
     def recordings(self, track_ids: Iterable[int]) -> dict[int, tuple[int, ...]]:
         """For each of `track_ids` that has copies (ok tracks with the same audio packets),
         the ids of all of them, lowest first; tracks without copies are left out."""
-        ids = sorted(set(int(i) for i in track_ids))
         found: dict[int, tuple[int, ...]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
+        for chunk, marks in _id_chunks(track_ids):
             rows = self.db.execute(
                 "SELECT t.id, c.id FROM tracks t JOIN tracks c ON c.content_hash = t.content_hash"
-                f" WHERE t.id IN ({','.join('?' * len(chunk))}) AND c.status = 'ok'"
+                f" WHERE t.id IN ({marks}) AND c.status = 'ok'"
                 " AND c.id != t.id ORDER BY c.id",
                 chunk,
             )

@@ -59,10 +59,11 @@ class Policy:
     """Candidate tracks verified per clip (at least `top`)."""
     neighbours: int = 50
     """Nearest database segments fetched per query segment."""
-    probes: int = 16
-    """Index lists scanned per query segment (of about sqrt(segments) lists): 8 to 64 gave
-    the same answers within a clip on VAL clips with 10,000 tracks; 16 keeps a margin at
-    about a third of 64's search time."""
+    probes: int = 8
+    """Index lists scanned per query segment (of about sqrt(segments) lists). With 10,000
+    tracks 16 found the right track for no more clips than 8 and took a third longer at the
+    median (`benchmarks/identify.py --scale-against probes=16`, docs/benchmarks.md); 8 to
+    64 had given the same answers within a clip on VAL clips."""
     check_floor: float = 0.2
     """Alignments whose confidence from the margin alone is below this are not checked
     against their track's audio (a check decodes audio; lower floors answered the same)."""

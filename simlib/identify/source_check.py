@@ -165,6 +165,15 @@ def _alignment_z(score: np.ndarray, lags: np.ndarray) -> float:
     return float((score[near].max() - np.median(other)) / spread) if spread > 0 else 0.0
 
 
+def pass_pad_s(clip_s: float) -> float:
+    """Track audio `level_correlation` needs on each side of a clip of `clip_s`: the lags
+    within NEAR_S, the clip stretched to the fastest of PASS_SPEEDS, half a window (the
+    frames at the ends see past them) and a frame to round. Less than PAD_S, so a loop's
+    passes decode less when the peaks are stored."""
+    stretch_s = (max(PASS_SPEEDS) - 1.0) * clip_s / 2
+    return NEAR_S + stretch_s + PASS_WINDOW_S / 2 + 1.0 / FRAME_RATE_HZ
+
+
 def level_correlation(clip: np.ndarray, track: np.ndarray, pad_s: float = PAD_S) -> float:
     """Best Pearson correlation of a clip's `band_level` (PASS_WINDOW_S windows) with a
     track's, where `track` runs from `pad_s` before the clip's start to `pad_s` after its
@@ -202,12 +211,14 @@ def level_correlation(clip: np.ndarray, track: np.ndarray, pad_s: float = PAD_S)
     return best
 
 
-def track_excerpt(path: Path, offset_s: float, clip_s: float) -> np.ndarray | None:
-    """The audio file `path` at TRACK_RATE_HZ from PAD_S before track time `offset_s` to
-    PAD_S after `offset_s + clip_s` (silence before the track's start or after its end);
+def track_excerpt(
+    path: Path, offset_s: float, clip_s: float, pad_s: float = PAD_S
+) -> np.ndarray | None:
+    """The audio file `path` at TRACK_RATE_HZ from `pad_s` before track time `offset_s` to
+    `pad_s` after `offset_s + clip_s` (silence before the track's start or after its end);
     None when the file cannot be read."""
-    start_s = offset_s - PAD_S
-    length = round((clip_s + 2 * PAD_S) * TRACK_RATE_HZ)
+    start_s = offset_s - pad_s
+    length = round((clip_s + 2 * pad_s) * TRACK_RATE_HZ)
     try:
         track = audio.decode(path, max(start_s, 0.0), length / TRACK_RATE_HZ, TRACK_RATE_HZ)
     except (audio.DecodeError, OSError):
@@ -217,9 +228,10 @@ def track_excerpt(path: Path, offset_s: float, clip_s: float) -> np.ndarray | No
     return np.pad(track, (0, length - track.size))
 
 
-def pass_correlation(clip: ClipSpectrum, excerpt: np.ndarray) -> float:
-    """`level_correlation` of a clip with a `track_excerpt` at one pass."""
-    return level_correlation(clip.pass_level, band_level(excerpt, TRACK_RATE_HZ, PASS_WINDOW_S))
+def pass_correlation(clip: ClipSpectrum, excerpt: np.ndarray, pad_s: float = PAD_S) -> float:
+    """`level_correlation` of a clip with a `track_excerpt` (of `pad_s`) at one pass."""
+    level = band_level(excerpt, TRACK_RATE_HZ, PASS_WINDOW_S)
+    return level_correlation(clip.pass_level, level, pad_s)
 
 
 def decoded_peaks(excerpt: np.ndarray) -> Peaks:
@@ -311,9 +323,11 @@ def _check_one(
     offset_s, excerpt = aligned.offset_s, None
     if aligned.repeats and track.path is not None:
         clip_level = pool.submit(lambda: spectrum.pass_level)
+        # with stored peaks a pass's excerpt only chooses the pass: no more than that needs
+        pad_s = PAD_S if track.peaks is None else pass_pad_s(spectrum.seconds)
         passes = list(
             pool.map(
-                lambda offset_s: _one_pass(track.path, offset_s, spectrum, clip_level),
+                lambda offset_s: _one_pass(track.path, offset_s, spectrum, clip_level, pad_s),
                 (aligned.offset_s, *aligned.repeats),
             )
         )
@@ -329,11 +343,12 @@ def _check_one(
 
 
 def _one_pass(
-    path: Path, offset_s: float, spectrum: ClipSpectrum, clip_level: Future
+    path: Path, offset_s: float, spectrum: ClipSpectrum, clip_level: Future, pad_s: float
 ) -> tuple[float, np.ndarray, float] | None:
-    """A pass's offset, excerpt and `pass_correlation`; None when it cannot be read."""
-    excerpt = track_excerpt(path, offset_s, spectrum.seconds)
+    """A pass's offset, excerpt (of `pad_s`) and `pass_correlation`; None when it cannot
+    be read."""
+    excerpt = track_excerpt(path, offset_s, spectrum.seconds, pad_s)
     if excerpt is None:
         return None
     clip_level.result()  # the clip's spectrum, computed by a thread that started before
-    return offset_s, excerpt, pass_correlation(spectrum, excerpt)
+    return offset_s, excerpt, pass_correlation(spectrum, excerpt, pad_s)
