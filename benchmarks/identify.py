@@ -788,8 +788,8 @@ def run_scale(args, models, library, clips, work) -> dict:
         against = " ".join(f"{k}={v}" for k, v in args.scale_against.items())
         policies[f"{name}, {against}"] = system.policy.override(**args.scale_against)
     runs: dict = {label: ({}, []) for label in policies}
+    labels = list(policies)
     for i, clip in enumerate(five):
-        labels = list(policies)
         for label in labels[i % len(labels) :] + labels[: i % len(labels)]:
             outcome, latency = run_queries(system, [clip], policy=policies[label])
             runs[label][0].update(outcome)
@@ -913,6 +913,14 @@ def sign_test_p(wins: int, losses: int) -> float:
     return min(1.0, 2 * sum(math.comb(n, k) for k in range(low + 1)) / 2**n)
 
 
+def discordant(first: dict, other: dict, keys) -> tuple[int, int]:
+    """Of `keys`, how many are right (True) only in `first`, and how many only in `other`."""
+    return (
+        sum(first[k] and not other[k] for k in keys),
+        sum(other[k] and not first[k] for k in keys),
+    )
+
+
 def report_paired(correct: dict[str, dict[str, bool]], clips: list[Clip]) -> None:
     """Each system of `correct` ({system: {clip file name: right}}) against the first on
     the clips both answered, per condition (all lengths): clips only one of the two gets
@@ -929,8 +937,7 @@ def report_paired(correct: dict[str, dict[str, bool]], clips: list[Clip]) -> Non
             both = [n for n in names if n in correct[first] and n in correct[other]]
             if not both:
                 continue
-            wins = sum(correct[first][n] and not correct[other][n] for n in both)
-            losses = sum(correct[other][n] and not correct[first][n] for n in both)
+            wins, losses = discordant(correct[first], correct[other], both)
             print(f"  {other:<32}{condition:<12}{len(both):>5}{wins:>6} /{losses:>4}"
                   f"   p {sign_test_p(wins, losses):.3f}")  # fmt: skip
 
@@ -965,8 +972,7 @@ def report_scale_disk(args, scale: dict, disk: dict | None, audio_s: float) -> d
             if first is None:
                 first, figures["p50_ms"] = right, p50
                 continue
-            wins = sum(first[path] and not r for path, r in right.items())
-            losses = sum(r and not first[path] for path, r in right.items())
+            wins, losses = discordant(first, right, right)
             print(f"    clips right only under the first / only under this: {wins} / {losses}, "
                   f"sign-test p {sign_test_p(wins, losses):.3f}")  # fmt: skip
     if disk:

@@ -564,11 +564,9 @@ class Catalog:
     ) -> None:
         """Note that index `name` at `path` now holds the catalog as of `generation`."""
         with self.db.atomic():
-            # a catalog written before changes were noted: its outputs are at most this new
-            self.db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
-                [CHANGED_META + name, str(self.generation)],
-            )
+            if self.meta(CHANGED_META + name) is None:
+                # a catalog written before changes were noted: its outputs are at most this new
+                self.set_meta(CHANGED_META + name, str(self.generation))
             self.db["indexes"].upsert(
                 {
                     "name": name,
