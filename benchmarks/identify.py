@@ -431,12 +431,35 @@ def fit_logistic(
     return w
 
 
+CALIBRATION_ROUNDS = 6
+"""Most fits `calibrate` makes: each one answers the clips under the one before, since
+which view answers a clip (`ClipMatcher.decide`) reads the calibration in use."""
+
+
 def calibrate(name: str, system: SimlibSystem, clips: list[Clip]) -> Calibration:
-    """Fit the system's confidence on calibration clips: on the margin alone over every
-    clip's best alignment (the map that picks which alignments are checked), on margin and
-    source z (capped at SOURCE_Z_CAP) over those it would check (every best alignment is
-    checked here), the clips of tracks not in the library weighing as much as the others."""
-    check_every = system.policy.override(check_floor=0.0, trusted_margin=math.inf)
+    """The system's confidence fitted on calibration clips (`fit_calibration`) until a fit
+    answers the clips as the one it was fitted under did: the result does not depend on the
+    calibration the weights carried (none of the answers it picks are its own)."""
+    used = system.policy.calibration
+    for round_ in range(1, CALIBRATION_ROUNDS + 1):
+        fitted = fit_calibration(system, clips, used)
+        print(f"calibration {name}, fit {round_}: margin {fitted.margin}, with source "
+              f"{fitted.with_source}", flush=True)  # fmt: skip
+        if fitted == used:
+            return fitted
+        used = fitted
+    print(f"calibration {name}: no fixed point in {CALIBRATION_ROUNDS} fits; the last is "
+          "used", flush=True)  # fmt: skip
+    return used
+
+
+def fit_calibration(system: SimlibSystem, clips: list[Clip], used: Calibration) -> Calibration:
+    """The confidence fitted on calibration clips answered under calibration `used`: on the
+    margin alone over every clip's best alignment (the map that picks which alignments are
+    checked), on margin and source z (capped at SOURCE_Z_CAP) over those it would check
+    (every best alignment is checked here), the clips of tracks not in the library weighing
+    as much as the others."""
+    check_every = system.policy.override(calibration=used, check_floor=0.0, trusted_margin=math.inf)
     rows = run_queries(system, clips, policy=check_every)[0]
     best = [
         (rows[c.path].best, rows[c.path].best_correct, c.track < 0)
@@ -457,12 +480,10 @@ def calibrate(name: str, system: SimlibSystem, clips: list[Clip]) -> Calibration
         np.array([ok for _, ok, _ in checked]),
         np.array([weight if outside else 1.0 for _, _, outside in checked]),
     )
-    fitted = Calibration(margin_only.margin, tuple(round(float(v), 3) for v in w))
     right = sum(ok for _, ok, _ in best)
-    print(f"calibration {name}: margin {fitted.margin}, with source {fitted.with_source}, from "
-          f"{len(clips)} clips ({len(best)} aligned, {right} right, {len(checked)} checked, "
-          f"clips not in the library weighted {weight:.2f})", flush=True)  # fmt: skip
-    return fitted
+    print(f"  from {len(clips)} clips ({len(best)} aligned, {right} right, {len(checked)} "
+          f"checked, clips not in the library weighted {weight:.2f})", flush=True)  # fmt: skip
+    return Calibration(margin_only.margin, tuple(round(float(v), 3) for v in w))
 
 
 def pct(values: list[bool]) -> str:
