@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from simlib import audio, example_library
-from simlib.identify.peaks import FRAME_RATE_HZ, Peaks
+from simlib.identify.peaks import FRAME_RATE_HZ, Peaks, track_peaks
 from simlib.identify.policy import SOURCE_Z_CAP, Calibration, Policy
 from simlib.identify.source_check import (
     PAD_S,
@@ -20,6 +20,7 @@ from simlib.identify.source_check import (
     coincidence_z,
     contrast_z,
     decoded_peaks,
+    likeliest_passes,
     pass_correlation,
     pass_pad_s,
     source_z,
@@ -198,6 +199,23 @@ def test_pass_correlation_hears_the_notes_not_only_the_rhythm(blips_track) -> No
     right = at(3.0)
     assert right > 0.85
     assert max(at(1.0), at(3.5), at(6.0)) < right - 0.25
+
+
+def test_the_passes_decoded_are_those_the_stored_peaks_agree_with(blips_track) -> None:
+    """Of four candidate passes (the same rhythm, other notes but at 3 s), the stored
+    peaks rank the clip's own place first, also at 5 dB SNR; decoding that one alone, the
+    check lands there."""
+    stored = track_peaks(audio.decode(blips_track))
+    offsets = (1.0, 3.5, 6.0, 3.0)
+    clip = audio.decode(blips_track, 3.0, 4.0)
+    for heard in (clip, noisy(clip, snr_db=5)):
+        spectrum = ClipSpectrum(heard)
+        assert likeliest_passes(offsets, stored, spectrum, 2)[0] == 3.0
+        aligned = Alignment(0, 1.0, 0.6, 1.0, 20, margin=0.5, repeats=offsets[1:])
+        policy = Policy(CALIBRATION, top=1, passes_decoded=1)
+        [evidence] = check((aligned,), spectrum, lambda _: blips_track, policy, lambda _: stored)
+        assert evidence.offset_s == 3.0
+    assert sorted(likeliest_passes(offsets, stored, spectrum, 9)) == sorted(offsets)
 
 
 def test_confidence_uses_the_check_where_there_is_one() -> None:

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, fields, replace
 
 from simlib.identify.source_check import Evidence
+from simlib.identify.verify import REPEATS
 
 SOURCE_Z_CAP = 8.0
 """The source check's z counts up to this: beyond it a match is as sure as it gets, and a
@@ -70,6 +71,12 @@ class Policy:
     trusted_margin: float = 0.5
     """Alignments with a margin of at least this and no other pass are not checked either:
     no wrong track's and no unknown clip's best alignment reached 0.4 on calibration clips."""
+    passes_decoded: int = 1 + REPEATS
+    """A loop's passes decoded to choose among when the track's peaks are stored: those
+    where the stored peaks agree best with the clip (`source_check.likeliest_passes`).
+    Every pass by default: with 2, at 10,000 tracks the p95 fell by a quarter, the p50
+    hardly moved, and 4 clips against 2 were right only when all were decoded (the
+    fingerprint model card)."""
     phone_search_below_db: float = -15.0
     """A clip with no match is searched again in the library's telephone band only if its
     power above 4 kHz is at least this far below its power in the band (dB,

@@ -284,7 +284,8 @@ def check(
                 # the file is needed for a loop's passes, or when no peaks are stored
                 needs_file = bool(aligned.repeats) or stored is None
                 path = path_of(aligned.track_id) if needs_file else None
-                evidence = _check_one(aligned, TrackAudio(path, stored), spectrum, pool)
+                track = TrackAudio(path, stored)
+                evidence = _check_one(aligned, track, spectrum, pool, policy.passes_decoded)
             checked += evidence is not None
             out.append(evidence or Evidence(aligned, aligned.offset_s))
     return tuple(out)
@@ -314,21 +315,25 @@ class TrackAudio:
 
 
 def _check_one(
-    aligned: Alignment, track: TrackAudio, spectrum: ClipSpectrum, pool: Executor
+    aligned: Alignment, track: TrackAudio, spectrum: ClipSpectrum, pool: Executor, decoded: int
 ) -> Evidence | None:
-    """The alignment checked at its best pass; None when the track has neither stored peaks
-    nor a readable file. The clip's spectra are computed while the track decodes, and a
-    loop's passes side by side."""
+    """The alignment checked at its best pass (of the `decoded` `likeliest_passes`); None
+    when the track has neither stored peaks nor a readable file. The clip's spectra are
+    computed while the track decodes, and a loop's passes side by side."""
     clip_ready = pool.submit(lambda: (spectrum.peaks, spectrum.contrast))
     offset_s, excerpt = aligned.offset_s, None
     if aligned.repeats and track.path is not None:
         clip_level = pool.submit(lambda: spectrum.pass_level)
+        offsets = (aligned.offset_s, *aligned.repeats)
+        if track.peaks is not None and len(offsets) > decoded:
+            clip_ready.result()
+            offsets = likeliest_passes(offsets, track.peaks, spectrum, decoded)
         # with stored peaks a pass's excerpt only chooses the pass: no more than that needs
         pad_s = PAD_S if track.peaks is None else pass_pad_s(spectrum.seconds)
         passes = list(
             pool.map(
                 lambda offset_s: _one_pass(track.path, offset_s, spectrum, clip_level, pad_s),
-                (aligned.offset_s, *aligned.repeats),
+                offsets,
             )
         )
         if passes[0] is None and track.peaks is None:
@@ -340,6 +345,16 @@ def _check_one(
         return None
     clip_ready.result()
     return Evidence(aligned, offset_s, source_z(spectrum, found))
+
+
+def likeliest_passes(
+    offsets: tuple[float, ...], stored: TrackPeaks, spectrum: ClipSpectrum, keep: int
+) -> tuple[float, ...]:
+    """The `keep` of a loop's pass `offsets` where the track's stored peaks agree best with
+    the clip (`source_z`, ties in the given order), best first."""
+    z = [source_z(spectrum, excerpt_peaks(stored, o, spectrum.seconds, PAD_S)) for o in offsets]
+    order = sorted(range(len(offsets)), key=lambda i: -z[i])
+    return tuple(offsets[i] for i in order[:keep])
 
 
 def _one_pass(
