@@ -437,9 +437,10 @@ which view answers a clip (`ClipMatcher.decide`) reads the calibration in use.""
 
 
 def calibrate(name: str, system: SimlibSystem, clips: list[Clip]) -> Calibration:
-    """The system's confidence fitted on calibration clips (`fit_calibration`) until a fit
-    answers the clips as the one it was fitted under did: the result does not depend on the
-    calibration the weights carried (none of the answers it picks are its own)."""
+    """The system's confidence fitted on calibration clips (`fit_calibration`), again and
+    again on the clips as answered under the last fit, until a fit equals the calibration
+    it was fitted under: the result does not depend on the calibration the weights
+    carried."""
     used = system.policy.calibration
     for round_ in range(1, CALIBRATION_ROUNDS + 1):
         fitted = fit_calibration(system, clips, used)
