@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import functools
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -71,6 +72,8 @@ from simlib.types import Segments
 OFFSET_TOLERANCE_S = 1.5
 SEGMENT_STAGES = (FingerprintStage, FingerprintPhoneStage)
 """The scan's stages of the library's two stored views (full band, telephone band)."""
+FINGERPRINT_FILES = (weights.FINGERPRINT.name, weights.FINGERPRINT_PHONE.name)
+"""The weights files of a fingerprint model: its network and its telephone band's."""
 LENGTHS_S = (3.0, 5.0, 10.0)
 SOURCE_ROLE: dict[str, Role] = {"test": "test", "val": "calib"}
 """The degradation sources each side of the corpus is benchmarked with."""
@@ -538,10 +541,12 @@ def scanned_home(weights_path: Path, library: list[Path], work: Path) -> tuple[P
             os.link(path, link)
         except OSError:  # another file system
             shutil.copy(path, link)
-    for kind in ("runtime", "training"):
-        target = weights.local_path(home, "fingerprint", kind)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(weights_path.with_suffix(Path(weights.FINGERPRINT.file(kind)).suffix), target)
+    for name, kind in itertools.product(FINGERPRINT_FILES, ("runtime", "training")):
+        source = weights.beside(weights_path, name, kind)
+        if source.is_file():  # the telephone band's network, when the weights have one
+            target = weights.local_path(home, name, kind)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target)
     started = time.perf_counter()
     api.scan([folder], home=home, workers=2)
     scan_s = time.perf_counter() - started
@@ -855,7 +860,8 @@ def report(args, library, clips, models, results, builds, latencies, scale, disk
           f"{Policy(Calibration((0, 0), (0, 0, 0))).min_confidence})")  # fmt: skip
     for name, model in models.items():
         calibration = builds[name]["calibration"]
-        print(f"{name}: version {model.version}, dim {model.dim}, calibration used "
+        print(f"{name}: version {model.version} (telephone band {model.phone_version}), "
+              f"dim {model.dim}, calibration used "
               f"{calibration.margin} / {calibration.with_source}"
               + (f"; settings changed: {args.set}" if args.set else ""))  # fmt: skip
     header = f"{'condition':<17}{'len':>4}{'n':>4}" + "".join(f"{n:>{width}}" for n in names)

@@ -224,7 +224,7 @@ def train(
     `simlib.weights.local_path`, which from then on replace the shipped weights for this
     home. `progress` gets a dict per update. Returns metrics.
     """
-    if kind not in weights.TABLE:
+    if kind not in TRAINING_MINUTES:
         raise SimlibError(f"unknown model {kind!r}: train fingerprint or similarity")
     minutes = training_minutes(kind, minutes)
     if kind == weights.FINGERPRINT.name:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from conftest import music
 
 from simlib import weights
-from simlib.audio.features import above_band_db, log_mel
+from simlib.audio.features import above_band_db, log_mel, phone_band
 from simlib.catalog.segments import PackedSegments
 from simlib.identify.encoder import FingerprintEncoder
 from simlib.identify.index import FingerprintIndex, build
@@ -50,6 +51,36 @@ def model(tmp_path_factory) -> FingerprintModel:
 def test_load_reports_settings(model: FingerprintModel) -> None:
     assert model.dim == 32 and model.db_hop_s == 0.5 and model.settings["segment_s"] == 1.0
     assert len(model.version) == 12
+
+
+def test_the_telephone_band_view_has_the_network_beside_the_weights(tmp_path) -> None:
+    """The shipped weights embed the telephone-band view, a track's and a clip's, with
+    their second network; weights alone in their folder (as `simlib train` saves them) use
+    their one network for both views."""
+    shipped = FingerprintModel.load()
+    alone = tmp_path / weights.FINGERPRINT.runtime
+    alone.write_bytes(weights.shipped_path(weights.FINGERPRINT.name).read_bytes())
+    single = FingerprintModel.load(alone)
+    name = weights.FINGERPRINT_PHONE.name
+    phone = FingerprintModel(weights.load(weights.shipped_path(name), name))
+    mel = log_mel(music(3.0))
+    stored = shipped.embed_phone_band(mel, 0.5)
+    np.testing.assert_array_equal(stored.vectors, phone.embed(phone_band(mel), 0.5).vectors)
+    assert np.abs(stored.vectors - single.embed_phone_band(mel, 0.5).vectors).max() > 0.1
+    clip = shipped.embed(mel, 0.2)
+    np.testing.assert_array_equal(clip.vectors, single.embed(mel, 0.2).vectors)
+    searched = shipped.embed_for_phone_view(mel, 0.2, clip)
+    np.testing.assert_array_equal(searched.vectors, phone.embed(mel, 0.2).vectors)
+    assert single.embed_for_phone_view(mel, 0.2, clip) is clip
+    assert shipped.version == single.version and shipped.phone_version != single.phone_version
+    assert shipped.with_settings(min_confidence=0.4).phone is shipped.phone
+
+
+def test_a_telephone_band_network_of_other_segments_is_refused() -> None:
+    runtime = FingerprintModel.load().runtime
+    other = replace(runtime, settings={**runtime.settings, "db_hop_s": 0.25})
+    with pytest.raises(ValueError, match="telephone band"):
+        FingerprintModel(runtime, other)
 
 
 def test_update_settings_keeps_the_weights(tmp_path) -> None:

@@ -48,8 +48,13 @@ def tracks(example_lib) -> list[Path]:
     return sorted(p for p in example_lib.rglob("*.*") if p.is_file())
 
 
-def test_fingerprint_vectors_agree(fingerprint_pair, tracks) -> None:
-    onnx_model, torch_model = fingerprint_pair
+@pytest.mark.parametrize("name", [weights.FINGERPRINT.name, weights.FINGERPRINT_PHONE.name])
+def test_fingerprint_vectors_agree(name, tracks) -> None:
+    """Both networks: the model's and its telephone-band view's."""
+    runtime = weights.load(weights.shipped_path(name), name)
+    encoder, _ = export.load_fingerprint(weights.shipped_path(name, "training"))
+    onnx_model = FingerprintModel(runtime)
+    torch_model = FingerprintModel(replace(runtime, session=TorchSession(encoder)))
     for path in tracks[::3]:
         mel = log_mel(audio.decode(path))
         ours, theirs = onnx_model.embed(mel, 0.5), torch_model.embed(mel, 0.5)

@@ -63,12 +63,12 @@ class StoredView:
 @dataclass(frozen=True)
 class ClipMatcher:
     """The query path over the stored views. `full` holds the tracks' fingerprints;
-    `phone`, when given, those of their telephone band, searched when `full` finds no
-    match for a clip that sounds narrow-band (`Policy.phone_search_below_db`: a clip
-    through a phone is nearer its track's narrow band). `path_of(track_id)`
-    gives a track's audio file and `track_peaks(track_id)` its stored spectral peaks, each
-    None for a track gone from the library (or, for the peaks, analysed before they were
-    stored)."""
+    `phone`, when given, those of their telephone band (`FingerprintModel.embed_phone_band`),
+    searched when `full` finds no match for a clip that sounds narrow-band
+    (`Policy.phone_search_below_db`: a clip through a phone is nearer its track's narrow
+    band). `path_of(track_id)` gives a track's audio file and `track_peaks(track_id)` its
+    stored spectral peaks, each None for a track gone from the library (or, for the peaks,
+    analysed before they were stored)."""
 
     model: FingerprintModel
     full: StoredView
@@ -89,7 +89,8 @@ class ClipMatcher:
             return decision
         if above_band_db(mel) > self.policy.phone_search_below_db:
             return decision
-        narrow = self._decide(self.phone, segments, spectrum)
+        phone_segments = self.model.embed_for_phone_view(mel, self.model.query_hop_s, segments)
+        narrow = self._decide(self.phone, phone_segments, spectrum)
         better = best_confidence(narrow, self.policy) > best_confidence(decision, self.policy)
         return narrow if better else decision
 

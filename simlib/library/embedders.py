@@ -51,9 +51,10 @@ class FingerprintStage:
 
 
 class FingerprintPhoneStage(FingerprintStage):
-    """The same fingerprint of the track's telephone band, indexed for `identify`'s
-    narrow-band second search: a clip through a phone is nearer its track's narrow band
-    than its full band (benchmarks/identify.py, the phone across a room)."""
+    """The fingerprint of the track's telephone band (`FingerprintModel.embed_phone_band`),
+    indexed for `identify`'s narrow-band second search: a clip through a phone is nearer
+    its track's narrow band than its full band (benchmarks/identify.py, the phone across a
+    room)."""
 
     name = PHONE_VIEW
 

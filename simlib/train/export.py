@@ -2,6 +2,7 @@
 settings and version in the ONNX metadata (`simlib.weights`).
 
     python -m simlib.train.export fingerprint simlib/weights/fingerprint.pt
+    python -m simlib.train.export fingerprint_phone simlib/weights/fingerprint_phone.pt
     python -m simlib.train.export similarity simlib/weights/similarity.pt \
         [--crops 32] [--timbre-share 0.4] [--scatter-ridge 0.1]
 
@@ -123,7 +124,7 @@ def export(name: str, checkpoint: Path, out: Path | None = None) -> Path:
     with the suffix .onnx), atomically; returns its path."""
     checkpoint = Path(checkpoint)
     out = Path(out) if out is not None else checkpoint.with_suffix(".onnx")
-    if name == weights.FINGERPRINT.name:
+    if name in (weights.FINGERPRINT.name, weights.FINGERPRINT_PHONE.name):
         encoder, settings = load_fingerprint(checkpoint)
         version = fingerprint_version(encoder.config, settings, encoder)
         settings = {**settings, "frames": encoder.config["frames"], "dim": encoder.config["dim"]}

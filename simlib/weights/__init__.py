@@ -47,11 +47,22 @@ SIMILARITY = WeightsFile("similarity", "similarity.onnx", "similarity.pt", layou
 """ONNX: crops (tracks, crops, frames, mels) -> track vectors (tracks, dim); settings: crop
 count and length. Checkpoint: {"layout", "members": [{"config", "state_dict"}], "n_crops",
 "crop_frames"}."""
-TABLE = {w.name: w for w in (FINGERPRINT, SIMILARITY)}
+FINGERPRINT_PHONE = WeightsFile(
+    "fingerprint_phone", "fingerprint_phone.onnx", "fingerprint_phone.pt", layout=1
+)
+"""A second fingerprint network, of FINGERPRINT's layout, for the library's telephone-band
+view: used by the fingerprint weights in the same folder (`beside`); weights without it
+use their one network for both views."""
+TABLE = {w.name: w for w in (FINGERPRINT, SIMILARITY, FINGERPRINT_PHONE)}
 
 
 def shipped_path(name: str, kind: Kind = "runtime") -> Path:
     return SHIPPED_DIR / TABLE[name].file(kind)
+
+
+def beside(path: Path, name: str, kind: Kind = "runtime") -> Path:
+    """Where model `name`'s file would be in the folder of the weights file `path`."""
+    return Path(path).parent / TABLE[name].file(kind)
 
 
 def local_path(home: Path, name: str, kind: Kind = "runtime") -> Path:
