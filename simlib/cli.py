@@ -68,7 +68,7 @@ INPUT_FAILED = 1
 """The exit code when an input could not be read (the others are still answered)."""
 USAGE = 2
 """The exit code of a usage error, as Click gives it."""
-MODELS = ("fingerprint", "similarity")
+MODELS = tuple(api.TRAINING_MINUTES)
 """What `simlib train` trains."""
 
 

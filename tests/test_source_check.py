@@ -16,6 +16,7 @@ from simlib.identify.source_check import (
     PAD_S,
     TRACK_RATE_HZ,
     ClipSpectrum,
+    TrackAudio,
     check,
     coincidence_z,
     contrast_z,
@@ -206,16 +207,17 @@ def test_the_passes_decoded_are_those_the_stored_peaks_agree_with(blips_track) -
     peaks rank the clip's own place first, also at 5 dB SNR; decoding that one alone, the
     check lands there."""
     stored = track_peaks(audio.decode(blips_track))
+    track = TrackAudio(None, stored)
     offsets = (1.0, 3.5, 6.0, 3.0)
     clip = audio.decode(blips_track, 3.0, 4.0)
     for heard in (clip, noisy(clip, snr_db=5)):
         spectrum = ClipSpectrum(heard)
-        assert likeliest_passes(offsets, stored, spectrum, 2)[0] == 3.0
+        assert likeliest_passes(offsets, track, spectrum, 2)[0] == 3.0
         aligned = Alignment(0, 1.0, 0.6, 1.0, 20, margin=0.5, repeats=offsets[1:])
         policy = Policy(CALIBRATION, top=1, passes_decoded=1)
         [evidence] = check((aligned,), spectrum, lambda _: blips_track, policy, lambda _: stored)
         assert evidence.offset_s == 3.0
-    assert sorted(likeliest_passes(offsets, stored, spectrum, 9)) == sorted(offsets)
+    assert sorted(likeliest_passes(offsets, track, spectrum, 9)) == sorted(offsets)
 
 
 def test_confidence_uses_the_check_where_there_is_one() -> None:

@@ -40,7 +40,6 @@ class FingerprintModel:
         """Short hash of what stored vectors depend on (weights, segment length, database
         hop): vectors compare only within one version."""
         self.dim = int(runtime.settings["dim"])
-        self.frames = int(self.settings["frames"])
         shape = {k: self.phone.settings[k] for k in VIEW_SHAPE}
         if shape != {k: self.settings[k] for k in VIEW_SHAPE}:
             raise ValueError(f"the telephone band's network has other segments: {shape}")

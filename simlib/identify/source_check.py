@@ -327,7 +327,7 @@ def _check_one(
         offsets = (aligned.offset_s, *aligned.repeats)
         if track.peaks is not None and len(offsets) > decoded:
             clip_ready.result()
-            offsets = likeliest_passes(offsets, track.peaks, spectrum, decoded)
+            offsets = likeliest_passes(offsets, track, spectrum, decoded)
         # with stored peaks a pass's excerpt only chooses the pass: no more than that needs
         pad_s = PAD_S if track.peaks is None else pass_pad_s(spectrum.seconds)
         passes = list(
@@ -348,11 +348,12 @@ def _check_one(
 
 
 def likeliest_passes(
-    offsets: tuple[float, ...], stored: TrackPeaks, spectrum: ClipSpectrum, keep: int
+    offsets: tuple[float, ...], track: TrackAudio, spectrum: ClipSpectrum, keep: int
 ) -> tuple[float, ...]:
     """The `keep` of a loop's pass `offsets` where the track's stored peaks agree best with
-    the clip (`source_z`, ties in the given order), best first."""
-    z = [source_z(spectrum, excerpt_peaks(stored, o, spectrum.seconds, PAD_S)) for o in offsets]
+    the clip (`source_z` of `TrackAudio.peaks_at`, as the check scores a pass; ties in the
+    given order), best first."""
+    z = [source_z(spectrum, track.peaks_at(o, spectrum.seconds, None)) for o in offsets]
     order = sorted(range(len(offsets)), key=lambda i: -z[i])
     return tuple(offsets[i] for i in order[:keep])
 
