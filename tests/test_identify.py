@@ -194,12 +194,11 @@ def phone_clip(path, source, start_s, seconds, seed):
     return np.fft.irfft(spectrum, samples.size).astype(np.float32)
 
 
-def test_a_narrow_band_clip_the_full_band_misses_is_found_in_the_telephone_band(
-    example_lib, tmp_path
-):
-    """The second search: when the full band's index finds nothing (here it holds other
-    tracks), the telephone band's finds a narrow-band clip's track at its offset; a
-    full-band clip is not searched there."""
+@pytest.fixture
+def two_views(example_lib, tmp_path) -> tuple[FingerprintModel, list[Path], dict]:
+    """The model, the example tracks, and two views: "full" holds the full band of tracks
+    12 on (under ids from 0), "phone" the telephone band of tracks 0-11: a clip of one of
+    the first 12 tracks is only in the telephone band."""
     model = FingerprintModel.load()
     tracks = sorted(p for p in example_lib.rglob("*.*") if p.is_file())
     mels = [log_mel(audio.decode(p)) for p in tracks]
@@ -211,6 +210,16 @@ def test_a_narrow_band_clip_the_full_band_misses_is_found_in_the_telephone_band(
     ):
         build(tmp_path / name, enumerate(segments), model.dim)
         views[name] = StoredView(FingerprintIndex.open(tmp_path / name), segments.__getitem__)
+    return model, tracks, views
+
+
+def test_a_narrow_band_clip_the_full_band_misses_is_found_in_the_telephone_band(
+    two_views, tmp_path
+):
+    """The second search: when the full band's index finds nothing (here it holds other
+    tracks), the telephone band's finds a narrow-band clip's track at its offset; a
+    full-band clip is not searched there."""
+    model, tracks, views = two_views
     # a synthetic track's narrow-band clip scores near 0.5 (margin 0.4, source z 3): the
     # test is of the second search, not of where the calibration puts that threshold
     policy = Policy.from_settings(model.settings).override(min_confidence=0.3)
@@ -223,6 +232,24 @@ def test_a_narrow_band_clip_the_full_band_misses_is_found_in_the_telephone_band(
         assert match.track_id == i and abs(match.offset_s - 2.0) < 0.6
         full_band = audio.decode(tmp_path / f"clip{i}.wav")
         assert both.decide(full_band).matches == ()
+
+
+def test_an_unsure_full_band_match_of_a_narrow_band_clip_is_searched_again(two_views, tmp_path):
+    """A narrow-band clip whose full-band match is below
+    `phone_search_below_confidence` is searched in the telephone band too, and the more
+    confident answer wins; at the reporting threshold only clips with no match are."""
+    model, tracks, views = two_views
+    # so low a threshold that the full band reports its wrong tracks as unsure matches
+    policy = Policy.from_settings(model.settings).override(min_confidence=0.01)
+    gated = ClipMatcher(model, views["full"], tracks.__getitem__, policy, views["phone"])
+    no_match_only = replace(gated, policy=policy.override(phone_search_below_confidence=0.01))
+    for i in (0, 1, 3):
+        narrow = phone_clip(tmp_path / f"clip{i}.wav", tracks[i], 2.0, 5.0, seed=i)
+        [unsure, *_] = no_match_only.decide(narrow).matches
+        assert unsure.track_id != i and unsure.confidence < 0.1
+        [match, *_] = gated.decide(narrow).matches
+        assert match.track_id == i and match.confidence > 0.9
+        assert abs(match.offset_s - 2.0) < 0.6
 
 
 def test_identify_before_any_scan_is_a_clear_error(home):

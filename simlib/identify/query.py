@@ -64,11 +64,11 @@ class StoredView:
 class ClipMatcher:
     """The query path over the stored views. `full` holds the tracks' fingerprints;
     `phone`, when given, those of their telephone band (`FingerprintModel.embed_phone_band`),
-    searched when `full` finds no match for a clip that sounds narrow-band
-    (`Policy.phone_search_below_db`: a clip through a phone is nearer its track's narrow
-    band). `path_of(track_id)` gives a track's audio file and `track_peaks(track_id)` its
-    stored spectral peaks, each None for a track gone from the library (or, for the peaks,
-    analysed before they were stored)."""
+    searched for a clip that sounds narrow-band (`Policy.phone_search_below_db`: a clip
+    through a phone is nearer its track's narrow band) when `full` finds no match or none
+    of `Policy.phone_search_below_confidence`. `path_of(track_id)` gives a track's audio
+    file and `track_peaks(track_id)` its stored spectral peaks, each None for a track gone
+    from the library (or, for the peaks, analysed before they were stored)."""
 
     model: FingerprintModel
     full: StoredView
@@ -79,20 +79,26 @@ class ClipMatcher:
     track_peaks: TrackPeaksOf = lambda _track_id: None
 
     def decide(self, samples: np.ndarray) -> Decision:
-        """The decision on a 16 kHz mono clip: the full band's, unless it finds no match,
-        the clip sounds narrow-band and the telephone band's best alignment is more
-        confident."""
+        """The decision on a 16 kHz mono clip: the full band's, unless the clip sounds
+        narrow-band, the full band is unsure (`_sure`) and the telephone band's best
+        alignment is more confident."""
         mel, spectrum = log_mel(samples), ClipSpectrum(samples)
         segments = self.model.embed(mel, self.model.query_hop_s)
         decision = self._decide(self.full, segments, spectrum)
-        if decision.matches or self.phone is None:
+        if self.phone is None or self._sure(decision):
             return decision
         if above_band_db(mel) > self.policy.phone_search_below_db:
             return decision
         phone_segments = self.model.embed_for_phone_view(mel, self.model.query_hop_s, segments)
         narrow = self._decide(self.phone, phone_segments, spectrum)
-        better = best_confidence(narrow, self.policy) > best_confidence(decision, self.policy)
-        return narrow if better else decision
+        full_best = best_confidence(decision, self.policy)
+        return narrow if best_confidence(narrow, self.policy) > full_best else decision
+
+    def _sure(self, decision: Decision) -> bool:
+        """Whether the full band's decision needs no second search: it has a match of at
+        least `Policy.phone_search_below_confidence`."""
+        threshold = self.policy.phone_search_below_confidence
+        return bool(decision.matches) and best_confidence(decision, self.policy) >= threshold
 
     def _decide(self, view: StoredView, segments: Segments, spectrum: ClipSpectrum) -> Decision:
         policy, hop_s = self.policy, self.model.db_hop_s
