@@ -82,24 +82,30 @@ class SimilarityStage:
 
 
 @lru_cache(maxsize=4)
-def _load(model_class: type, path: Path, _mtime_ns: int) -> FingerprintModel | SimilarityModel:
-    """Models stay loaded per process (a DJ asks on every song) until their file changes,
-    which the modification time in the key tells."""
+def _load(model_class: type, path: Path, _files: tuple) -> FingerprintModel | SimilarityModel:
+    """Models stay loaded per process (a DJ asks on every song) until a file they read
+    changes, appears or goes, which `_files` (`files_state`) in the key tells."""
     return model_class.load(path)
+
+
+def files_state(*paths: Path) -> tuple[int | None, ...]:
+    """Each file's modification time, None where there is no file."""
+    return tuple(p.stat().st_mtime_ns if p.is_file() else None for p in paths)
 
 
 def load_fingerprint_model(home: Path) -> FingerprintModel:
     from simlib.identify.model import FingerprintModel
 
     path = weights.path_in_use(home, FINGERPRINT)
-    return _load(FingerprintModel, path, path.stat().st_mtime_ns)
+    phone = weights.beside(path, weights.FINGERPRINT_PHONE.name)
+    return _load(FingerprintModel, path, files_state(path, phone))
 
 
 def load_similarity_model(home: Path) -> SimilarityModel:
     from simlib.similar.model import SimilarityModel
 
     path = weights.path_in_use(home, SIMILARITY)
-    return _load(SimilarityModel, path, path.stat().st_mtime_ns)
+    return _load(SimilarityModel, path, files_state(path))
 
 
 def load_embedders(home: Path) -> list[Embedder]:
