@@ -80,25 +80,21 @@ class ClipMatcher:
 
     def decide(self, samples: np.ndarray) -> Decision:
         """The decision on a 16 kHz mono clip: the full band's, unless the clip sounds
-        narrow-band, the full band is unsure (`_sure`) and the telephone band's best
-        alignment is more confident."""
+        narrow-band, the full band has no match of `Policy.phone_search_below_confidence`
+        and the telephone band's best alignment is more confident."""
         mel, spectrum = log_mel(samples), ClipSpectrum(samples)
         segments = self.model.embed(mel, self.model.query_hop_s)
         decision = self._decide(self.full, segments, spectrum)
-        if self.phone is None or self._sure(decision):
+        if self.phone is None:
+            return decision
+        full_best = best_confidence(decision, self.policy)
+        if decision.matches and full_best >= self.policy.phone_search_below_confidence:
             return decision
         if above_band_db(mel) > self.policy.phone_search_below_db:
             return decision
         phone_segments = self.model.embed_for_phone_view(mel, self.model.query_hop_s, segments)
         narrow = self._decide(self.phone, phone_segments, spectrum)
-        full_best = best_confidence(decision, self.policy)
         return narrow if best_confidence(narrow, self.policy) > full_best else decision
-
-    def _sure(self, decision: Decision) -> bool:
-        """Whether the full band's decision needs no second search: it has a match of at
-        least `Policy.phone_search_below_confidence`."""
-        threshold = self.policy.phone_search_below_confidence
-        return bool(decision.matches) and best_confidence(decision, self.policy) >= threshold
 
     def _decide(self, view: StoredView, segments: Segments, spectrum: ClipSpectrum) -> Decision:
         policy, hop_s = self.policy, self.model.db_hop_s
