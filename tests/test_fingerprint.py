@@ -22,7 +22,7 @@ from simlib.identify.policy import Calibration, Policy, decide
 from simlib.identify.source_check import Evidence
 from simlib.identify.verify import align
 from simlib.identify.vote import Hits, candidates
-from simlib.library.embedders import load_fingerprint_model
+from simlib.library.embedders import load_fingerprint_model, stages_key
 from simlib.train import augment
 from simlib.train.export import export
 from simlib.train.fingerprint import (
@@ -80,16 +80,19 @@ def test_the_telephone_band_view_has_the_network_beside_the_weights(tmp_path) ->
 
 def test_a_network_put_beside_a_homes_weights_is_loaded(tmp_path) -> None:
     """A process keeps a home's model loaded, until a file it reads changes: a telephone
-    band's network copied beside locally trained weights is used from then on."""
+    band's network copied beside locally trained weights is used from then on, and the
+    analysis stages' key (which spares loading models) changes with it."""
     local = weights.local_path(tmp_path, weights.FINGERPRINT.name)
     local.parent.mkdir()
     shutil.copy(weights.shipped_path(weights.FINGERPRINT.name), local)
     alone = load_fingerprint_model(tmp_path)
-    assert alone.phone is alone.runtime and load_fingerprint_model(tmp_path) is alone
+    assert alone.one_network and load_fingerprint_model(tmp_path) is alone
+    key = stages_key(tmp_path)
     name = weights.FINGERPRINT_PHONE.name
     shutil.copy(weights.shipped_path(name), weights.beside(local, name))
     now = load_fingerprint_model(tmp_path)
-    assert now.phone is not now.runtime and now.phone_version != alone.phone_version
+    assert not now.one_network and now.phone_version != alone.phone_version
+    assert stages_key(tmp_path) != key
 
 
 def test_a_telephone_band_network_of_other_segments_is_refused() -> None:

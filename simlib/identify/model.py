@@ -57,7 +57,12 @@ class FingerprintModel:
     def with_settings(self, **changes: float) -> FingerprintModel:
         """The same networks with some settings changed (a benchmark's variants)."""
         runtime = replace(self.runtime, settings={**self.settings, **changes})
-        return FingerprintModel(runtime, None if self.phone is self.runtime else self.phone)
+        return FingerprintModel(runtime, None if self.one_network else self.phone)
+
+    @property
+    def one_network(self) -> bool:
+        """One network serves both views (no telephone band's network beside the weights)."""
+        return self.phone is self.runtime
 
     @property
     def db_hop_s(self) -> float:
@@ -82,7 +87,7 @@ class FingerprintModel:
     def embed_for_phone_view(self, mel: np.ndarray, hop_s: float, full: Segments) -> Segments:
         """A clip's segments to search the telephone-band view with: `full`, the clip's
         `embed`, when one network serves both views."""
-        return full if self.phone is self.runtime else _embed(self.phone, mel, hop_s)
+        return full if self.one_network else _embed(self.phone, mel, hop_s)
 
     def embed(self, mel: np.ndarray, hop_s: float) -> Segments:
         """(frames, N_MELS) log-mel at FRAME_RATE_HZ -> one unit vector every `hop_s` seconds.

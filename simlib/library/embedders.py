@@ -93,19 +93,26 @@ def files_state(*paths: Path) -> tuple[int | None, ...]:
     return tuple(p.stat().st_mtime_ns if p.is_file() else None for p in paths)
 
 
+def model_files(home: Path) -> dict[str, tuple[Path, ...]]:
+    """The files each model of this home reads, the weights in use first: the fingerprint
+    model also reads the telephone band's network beside them, if there is one."""
+    fingerprint = weights.path_in_use(home, FINGERPRINT)
+    phone = weights.beside(fingerprint, weights.FINGERPRINT_PHONE.name)
+    return {FINGERPRINT: (fingerprint, phone), SIMILARITY: (weights.path_in_use(home, SIMILARITY),)}
+
+
 def load_fingerprint_model(home: Path) -> FingerprintModel:
     from simlib.identify.model import FingerprintModel
 
-    path = weights.path_in_use(home, FINGERPRINT)
-    phone = weights.beside(path, weights.FINGERPRINT_PHONE.name)
-    return _load(FingerprintModel, path, files_state(path, phone))
+    files = model_files(home)[FINGERPRINT]
+    return _load(FingerprintModel, files[0], files_state(*files))
 
 
 def load_similarity_model(home: Path) -> SimilarityModel:
     from simlib.similar.model import SimilarityModel
 
-    path = weights.path_in_use(home, SIMILARITY)
-    return _load(SimilarityModel, path, files_state(path))
+    files = model_files(home)[SIMILARITY]
+    return _load(SimilarityModel, files[0], files_state(*files))
 
 
 def load_embedders(home: Path) -> list[Embedder]:
@@ -126,10 +133,11 @@ def stages_key(home: Path) -> str:
     without loading a model: the weights files in use and simlib's code, by path, size
     and modification time. A scan with nothing to analyse reuses the stages noted under
     the same key instead of starting workers to load the models (seconds)."""
-    files = [weights.path_in_use(home, name) for name in sorted(weights.TABLE)]
+    files = [path for _, paths in sorted(model_files(home).items()) for path in paths]
     files += sorted(CODE_DIR.rglob("*.py"))
     digest = hashlib.blake2b(digest_size=12)
     for path in files:
-        stat = path.stat()
-        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        stat = path.stat() if path.is_file() else None
+        size, mtime = (stat.st_size, stat.st_mtime_ns) if stat else (None, None)
+        digest.update(f"{path}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()
