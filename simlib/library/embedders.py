@@ -88,9 +88,10 @@ def _load(model_class: type, path: Path, _files: tuple) -> FingerprintModel | Si
     return model_class.load(path)
 
 
-def files_state(*paths: Path) -> tuple[int | None, ...]:
-    """Each file's modification time, None where there is no file."""
-    return tuple(p.stat().st_mtime_ns if p.is_file() else None for p in paths)
+def files_state(*paths: Path) -> tuple[tuple[int, int] | None, ...]:
+    """Each file's size and modification time, None where there is no file."""
+    stats = (p.stat() if p.is_file() else None for p in paths)
+    return tuple((s.st_size, s.st_mtime_ns) if s else None for s in stats)
 
 
 def model_files(home: Path) -> dict[str, tuple[Path, ...]]:
@@ -136,8 +137,6 @@ def stages_key(home: Path) -> str:
     files = [path for _, paths in sorted(model_files(home).items()) for path in paths]
     files += sorted(CODE_DIR.rglob("*.py"))
     digest = hashlib.blake2b(digest_size=12)
-    for path in files:
-        stat = path.stat() if path.is_file() else None
-        size, mtime = (stat.st_size, stat.st_mtime_ns) if stat else (None, None)
-        digest.update(f"{path}\0{size}\0{mtime}\n".encode())
+    for path, state in zip(files, files_state(*files), strict=True):
+        digest.update(f"{path}\0{state}\n".encode())
     return digest.hexdigest()
