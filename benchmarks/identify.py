@@ -174,7 +174,7 @@ class View:
 
 @dataclass(frozen=True)
 class Best:
-    """The best alignment of a clip that keeps time, whatever its confidence."""
+    """An alignment of a clip that keeps time, whatever its confidence."""
 
     track_id: int
     offset_s: float
@@ -238,22 +238,22 @@ class SimlibSystem:
     def peaks_of(self, track_id: int) -> TrackPeaks | None:
         return self.peaks[track_id] if track_id < len(self.peaks) else None
 
-    def query(self, path: Path, policy: Policy | None = None) -> tuple[list[Match], Best | None]:
-        """Matches under `policy` (default: the system's), and the best alignment that keeps
-        time whatever its confidence."""
+    def query(self, path: Path, policy: Policy | None = None) -> tuple[list[Match], list[Best]]:
+        """Matches under `policy` (default: the system's), and the alignments of the deciding
+        view that keep time, whatever their confidence, in the order the query ranks them."""
         policy = policy or self.policy
         full, phone = self.views
         matcher = ClipMatcher(
             self.model, full, self.path_of, policy, phone, track_peaks=self.peaks_of
         )
         decision = matcher.decide(decode(path))
-        found = next((e for e in decision.evidence if e.alignment.keeps_time()), None)
-        if found is None:
-            return list(decision.matches), None
-        aligned = found.alignment
-        confidence = policy.confidence(found)
-        best = Best(aligned.track_id, found.offset_s, aligned.margin, found.source_z, confidence)
-        return list(decision.matches), best
+        kept = [
+            Best(e.alignment.track_id, e.offset_s, e.alignment.margin, e.source_z,
+                 policy.confidence(e))
+            for e in decision.evidence
+            if e.alignment.keeps_time()
+        ]  # fmt: skip
+        return list(decision.matches), kept
 
 
 class AudfprintSystem:
@@ -298,13 +298,13 @@ class AudfprintSystem:
         self.table.save(str(self.db_path))
         return {"seconds": time.perf_counter() - started, "bytes": self.db_path.stat().st_size}
 
-    def query(self, path: Path) -> tuple[list[Match], Match | None]:
+    def query(self, path: Path) -> tuple[list[Match], list[Match]]:
         rows, _, _ = self.matcher.match_file(self.match_analyzer, self.table, str(path))
         matches = [
             Match(self.ids[self.table.names[int(r[0])]], float(r[2]) * self.hop_s, 1.0, int(r[1]))
             for r in rows
         ]
-        return matches, matches[0] if matches else None
+        return matches, matches[:1]
 
 
 DUPLICATE_MIN_HASHES = 50
@@ -374,7 +374,12 @@ class Outcome:
     """... right only because the audio there is the clip's (not `at_source`)."""
     matched: bool
     best: Best | Match | None
+    """The alignment the query ranks first (what the margin's calibration is fitted on)."""
     best_correct: bool
+    answer: Best | Match | None
+    """The most confident alignment: the answer at any threshold (the precision-recall
+    curve)."""
+    answer_correct: bool
     track: int
     """The reported track, -1 for no match."""
 
@@ -384,16 +389,20 @@ def run_queries(system, clips: list[Clip], **query) -> tuple[dict[Path, Outcome]
     outcome, latency = {}, []
     for clip in clips:
         started = time.perf_counter()
-        matches, best = system.query(clip.path, **query)
+        matches, kept = system.query(clip.path, **query)
         latency.append(time.perf_counter() - started)
         top = matches[0] if matches else None
         correct = is_correct(clip, top, system.paths)
+        best = kept[0] if kept else None
+        answer = max(kept, key=lambda a: a.confidence, default=None)
         outcome[clip.path] = Outcome(
             correct,
             correct and not at_source(clip, top),
             bool(matches),
             best,
             is_correct(clip, best, system.paths),
+            answer,
+            is_correct(clip, answer, system.paths),
             top.track_id if top else -1,
         )
     return outcome, latency
@@ -495,17 +504,17 @@ def pct(values: list[bool]) -> str:
 
 
 def pr_curve(name: str, results: dict[Path, Outcome], clips: list[Clip], outside: list[Clip]):
-    """Recall (the best alignment is right and reaches the threshold) per condition at 5 s
-    and over every in-library test clip, against the share of not-in-library clips whose
-    best alignment reaches it."""
+    """Recall (the most confident alignment is right and reaches the threshold) per condition
+    at 5 s and over every in-library test clip, against the share of not-in-library clips
+    whose most confident alignment reaches it."""
     inside = [c for c in clips if c.track >= 0 and c.condition in CONDITIONS]
     if not outside:  # e.g. `--conditions babble_0db`: no cell draws tracks outside it
         print(f"\nprecision-recall, {name}: no clips of tracks outside the library")
         return
 
     def conf(clip: Clip) -> float:
-        best = results[clip.path].best
-        return -1.0 if best is None else best.confidence
+        answer = results[clip.path].answer
+        return -1.0 if answer is None else answer.confidence
 
     print(f"\nprecision-recall, {name}: threshold, FP % (of {len(outside)}), recall % (all "
           f"{len(inside)} test clips; per condition at 5 s)")  # fmt: skip
@@ -514,16 +523,16 @@ def pr_curve(name: str, results: dict[Path, Outcome], clips: list[Clip], outside
     grid = set(np.quantile([max(s, 0.0) for s in scores], np.linspace(0, 1, 9)).round(3))
     for thr in sorted(grid | {0.1, 0.3, 0.5, 0.7, 0.9}):
         fp = np.mean([conf(c) >= thr for c in outside])
-        rec = [results[c.path].best_correct and conf(c) >= thr for c in inside]
+        rec = [results[c.path].answer_correct and conf(c) >= thr for c in inside]
         line = f"{thr:>10.3f}{100 * fp:>7.1f}{100 * np.mean(rec):>7.1f}"
         for condition in CONDITIONS:
             cell = [c for c in inside if c.condition == condition and c.length_s == 5.0]
-            line += f"{pct([results[c.path].best_correct and conf(c) >= thr for c in cell]):>13}"
+            line += f"{pct([results[c.path].answer_correct and conf(c) >= thr for c in cell]):>13}"
         print(line)
     for target in (0.0, 0.01, 0.05):
         allowed = int(math.floor(target * len(outside)))
         thr = scores[allowed] + 1e-9 if allowed < len(scores) else -math.inf
-        rec = [results[c.path].best_correct and conf(c) >= thr for c in inside]
+        rec = [results[c.path].answer_correct and conf(c) >= thr for c in inside]
         print(f"  at FP <= {100 * target:.0f} % (threshold > {thr:.3f}): recall "
               f"{100 * np.mean(rec):.1f} %")  # fmt: skip
 

@@ -89,9 +89,28 @@ def test_paired_count_says_which_splits_are_beyond_chance(bench, capsys):
 def test_precision_recall_without_clips_of_unknown_tracks_says_so(bench, capsys):
     """`--conditions babble_0db` draws no clips outside the library: nothing to plot."""
     clip = bench.Clip(Path("c.wav"), 0, 0.0, "babble_0db", 5.0, "", Path("t.wav"))
-    outcome = bench.Outcome(True, False, True, None, True, 0)
+    outcome = bench.Outcome(True, False, True, None, True, None, True, 0)
     bench.pr_curve("simlib", {clip.path: outcome}, [clip], [])
     assert "no clips of tracks outside the library" in capsys.readouterr().out
+
+
+def test_precision_recall_follows_the_most_confident_alignment(bench, capsys):
+    """A clip whose first-ranked alignment is wrong and weak, and whose answer (the most
+    confident alignment) is right at 0.8, counts as recalled up to 0.8; an unknown clip
+    whose answer reaches 0.4 is a false positive up to 0.4."""
+    known = bench.Clip(Path("c.wav"), 0, 0.0, "phone_room", 5.0, "", Path("t.wav"))
+    unknown = bench.Clip(Path("u.wav"), -1, 0.0, "phone_room", 5.0, "", Path("u0.wav"))
+    weak, sure = bench.Best(1, 9.0, 0.1, 0.0, 0.2), bench.Best(0, 0.0, 0.05, 6.0, 0.8)
+    stray = bench.Best(1, 0.0, 0.1, 0.0, 0.4)
+    results = {
+        known.path: bench.Outcome(True, False, True, weak, False, sure, True, 0),
+        unknown.path: bench.Outcome(False, False, False, weak, False, stray, False, -1),
+    }
+    bench.pr_curve("simlib", results, [known, unknown], [unknown])
+    rows = {r.split()[0]: r.split()[1:] for r in capsys.readouterr().out.splitlines()[2:]}
+    assert rows["0.500"][:2] == ["0.0", "100.0"]  # FP %, recall % of every clip
+    assert rows["0.300"][:2] == ["100.0", "100.0"]
+    assert rows["0.900"][:2] == ["0.0", "0.0"]
 
 
 def test_set_changes_only_settings_the_query_path_reads(bench):
@@ -119,9 +138,12 @@ def test_scale_report_compares_the_policies_clip_by_clip(bench, capsys):
 
     def run(right: list[bool], matched_unknown: bool, seconds: float):
         outcomes = {
-            p: bench.Outcome(r, r, r, None, r, 0) for p, r in zip(known, right, strict=True)
+            p: bench.Outcome(r, r, r, None, r, None, r, 0)
+            for p, r in zip(known, right, strict=True)
         }
-        outcomes[unknown] = bench.Outcome(False, False, matched_unknown, None, False, 1)
+        outcomes[unknown] = bench.Outcome(
+            False, False, matched_unknown, None, False, None, False, 1
+        )
         return outcomes, [seconds] * 4
 
     scale = {
