@@ -758,7 +758,7 @@ def main() -> None:
             args, models, weight_paths, library, clips, calibration,
             calib_lib if args.calibrate else None, work,
         )  # fmt: skip
-        scale = run_scale(args, models, library, clips, work)
+        scale = run_scale(args, models, builds, library, clips, work)
         disk = None if args.no_disk else run_disk(args, weight_paths[0], library, clips, work)
     report(args, library, clips, models, results, builds, latencies, scale, disk, seconds)
 
@@ -798,15 +798,17 @@ def run_systems(args, models, weight_paths, library, clips, calibration, calib_l
     return results, builds, latencies
 
 
-def run_scale(args, models, library, clips, work) -> dict:
+def run_scale(args, models, builds, library, clips, work) -> dict:
     """The first simlib model with `--scale-tracks` synthetic tracks beside the library:
-    5 s clips' outcomes and query times under its policy, and under `--scale-against`'s
-    changes to it when asked (each clip answered under both in turn, the first to answer
-    changing every clip, so that neither gains from the other's warm caches)."""
+    5 s clips' outcomes and query times under its policy (as calibrated in this run), and
+    under `--scale-against`'s changes to it when asked (each clip answered under both in
+    turn, the first to answer changing every clip, so that neither gains from the other's
+    warm caches)."""
     if not args.scale_tracks:
         return {}
     name = next(iter(models))
     system = SimlibSystem(models[name], work / "index-scale")
+    system.policy = system.policy.override(calibration=builds[name]["calibration"])
     system.build(library.paths)
     extra = View(
         *(
