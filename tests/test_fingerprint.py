@@ -196,6 +196,12 @@ def test_scanning_every_list_finds_the_exact_nearest(tmp_path) -> None:
     np.testing.assert_allclose(got, exact, atol=1e-3)
     scanned = index.search(queries, k=7, probes=2)
     assert len(scanned) == 8 * 7 and (scanned.score <= got.max(axis=1)[scanned.query] + 1e-6).all()
+    for q in range(8):  # lists probed by several queries are scored for each of them
+        alone = index.search(queries[q : q + 1], k=7, probes=2)
+        mine = scanned.query == q
+        pairs = zip(scanned.track_id[mine], scanned.at_s[mine], strict=True)
+        assert set(zip(alone.track_id, alone.at_s, strict=True)) == set(pairs)
+        np.testing.assert_allclose(np.sort(alone.score), np.sort(scanned.score[mine]), atol=1e-6)
 
 
 def test_the_same_segments_build_the_same_index(tmp_path) -> None:

@@ -207,8 +207,9 @@ class FingerprintIndex:
         if len(self) and len(queries):
             probes = min(probes, len(self.centroids))
             near = np.argpartition(-(queries @ self.centroids.T), probes - 1, axis=1)[:, :probes]
+            scored = self._score_lists(queries, near)
             for row, lists in enumerate(near):
-                item, score = self._scan(queries[row], lists, k)
+                item, score = self._best(row, [scored[i] for i in lists], k)
                 rows.append(np.full(item.size, row, np.int64))
                 items.append(item)
                 scores.append(score)
@@ -220,20 +221,44 @@ class FingerprintIndex:
             score=np.concatenate(scores),
         )
 
-    def _scan(self, query: np.ndarray, lists: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """The `k` best rows of `lists` for one query vector: row numbers and cosines."""
-        begin, end = self.offsets[lists], self.offsets[lists + 1]
-        block = np.concatenate([self.vectors[b:e] for b, e in zip(begin, end, strict=True)])
-        if not len(block):
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        score = block @ query
+    def _score_lists(self, queries: np.ndarray, near: np.ndarray) -> dict[int, ScoredList]:
+        """Every list some query probes, read once and scored against all the queries that
+        probe it (a clip's overlapping segments mostly probe the same lists: one product a
+        list instead of one a query took half the search's time at 10,000 tracks)."""
+        scored = {}
+        for i in np.unique(near).tolist():
+            probing = np.flatnonzero((near == i).any(axis=1))
+            begin, end = int(self.offsets[i]), int(self.offsets[i + 1])
+            block = np.asarray(self.vectors[begin:end], np.float32)
+            scored[i] = ScoredList(begin, probing, block @ queries[probing].T)
+        return scored
+
+    def _best(self, row: int, lists: list[ScoredList], k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The `k` best index rows of `lists` for query `row`: row numbers and cosines."""
+        score = np.concatenate([s.of_query(row) for s in lists])
+        item = np.concatenate([s.rows() for s in lists])
         best = np.argpartition(-score, k - 1)[:k] if k < score.size else np.arange(score.size)
+        item = item[best]
         # the cosine with the stored vector, as the catalog's unpacked segments give it
-        cosine = score[best] / np.maximum(
-            np.linalg.norm(block[best].astype(np.float32), axis=1), 1e-12
-        )
-        # a block row -> its index row: the list it fell in, and its place there
-        sizes = end - begin
-        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-        part = np.searchsorted(starts, best, side="right") - 1
-        return begin[part] + (best - starts[part]), cosine.astype(np.float32)
+        norm = np.linalg.norm(np.asarray(self.vectors[item], np.float32), axis=1)
+        return item, (score[best] / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ScoredList:
+    """One index list scored against the queries that probe it."""
+
+    begin: int
+    """The list's first index row."""
+    queries: np.ndarray
+    """The query rows that probe it, ascending."""
+    scores: np.ndarray
+    """(list rows, len(queries)) dot products of the stored vectors with those queries."""
+
+    def of_query(self, row: int) -> np.ndarray:
+        """The list's scores for query `row` (one of `queries`)."""
+        return self.scores[:, int(np.searchsorted(self.queries, row))]
+
+    def rows(self) -> np.ndarray:
+        """The index rows of the list."""
+        return np.arange(self.begin, self.begin + self.scores.shape[0])

@@ -100,12 +100,27 @@ def candidates(
 def _ranked_bins(
     query_idx: np.ndarray, track: np.ndarray, bins: np.ndarray, weight: np.ndarray, scale: float
 ) -> list[tuple[float, tuple[int, int]]]:
-    """(support, (track, bin)) of every pooled bin, best first: each query segment counts
-    its best hit in the bin and its right neighbour."""
-    scores: dict[tuple[int, int], dict[int, float]] = {}
-    rows = zip(query_idx.tolist(), track.tolist(), bins.tolist(), weight.tolist(), strict=True)
-    for q, t, b, w in rows:
-        for key in ((t, b), (t, b - 1)):  # bin b pooled with b + 1 is keyed by b
-            per_query = scores.setdefault(key, {})
-            per_query[q] = max(per_query.get(q, 0.0), w)
-    return sorted(((sum(v.values()) / scale, k) for k, v in scores.items()), reverse=True)
+    """(support, (track, bin)) of every pooled bin, best first (ties: higher track, then
+    bin): each query segment counts its best hit in the bin and its right neighbour."""
+    # a hit counts in the pool keyed by its bin and in the one keyed by the bin before
+    t, b = np.concatenate([track, track]), np.concatenate([bins, bins - 1])
+    q, w = np.concatenate([query_idx, query_idx]), np.tile(weight.astype(np.float64), 2)
+    order = np.lexsort((-w, q, b, t))  # by pool, then query segment, best hit first
+    t, b, q, w = t[order], b[order], q[order], w[order]
+    best = _starts(t, b, q)  # each query segment's best hit in each pool
+    t, b, w = t[best], b[best], w[best]
+    pools = np.flatnonzero(_starts(t, b))
+    support = np.add.reduceat(w, pools) / scale
+    t, b = t[pools], b[pools]
+    rank = np.lexsort((b, t, support))[::-1]
+    keys = zip(t[rank].tolist(), b[rank].tolist(), strict=True)
+    return list(zip(support[rank].tolist(), keys, strict=True))
+
+
+def _starts(*columns: np.ndarray) -> np.ndarray:
+    """Where a run of equal rows of sorted `columns` begins."""
+    start = np.zeros(len(columns[0]), bool)
+    start[:1] = True
+    for column in columns:
+        start[1:] |= column[1:] != column[:-1]
+    return start
